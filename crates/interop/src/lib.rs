@@ -1,0 +1,1 @@
+//! Conformance tests against real peers live in `tests/`; this library holds their shared helpers.
