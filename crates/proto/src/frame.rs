@@ -406,7 +406,7 @@ mod tests {
         assert_eq!(decode(&mut buf), Ok(None));
         buf.extend_from_slice(&[0, 0, 0, 0]);
         assert_eq!(decode(&mut buf), Err(FrameError::TooBig(0x1fff_ffff)));
-        let mut buf = BytesMut::from(&[0x3f, 0xff, 0xff, 0xff][..]);
+        let mut buf = BytesMut::from(&[0x5f, 0xff, 0xff, 0xff][..]);
         assert_eq!(decode(&mut buf), Err(FrameError::TooBig(0x1fff_ffff)));
         assert!(buf.capacity() < 1024);
         let mut buf = BytesMut::from(&1_000_001u32.to_be_bytes()[..]);
