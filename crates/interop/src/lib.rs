@@ -1,1 +1,169 @@
-//! Conformance tests against real peers live in `tests/`; this library holds their shared helpers.
+//! Shared helpers for the conformance tests in `tests/`: the real Bacula 9.6
+//! daemons of the shared interop harness, and the `openssl` command line.
+//!
+//! A real-peer test never passes silently without its peer: when Bacula or
+//! openssl is missing, [`require_peers`] panics with what to install, unless
+//! `BACULINK_ALLOW_SKIP=1` is set (then the test prints `SKIP` and returns).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared interop folder (`shared/interop` beside the checkout).
+pub fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop")
+}
+
+/// The `baculink` binary built for this test run (from `target/`).
+pub fn baculink_bin() -> PathBuf {
+    let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    p.pop();
+    p.pop();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| p.join("target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    target.join(profile).join("baculink")
+}
+
+/// Whether the real peers a test needs are installed. Panics when they are
+/// not, unless skipping was explicitly allowed.
+pub fn require_peers(what: &str) -> bool {
+    let bacula = Path::new("/usr/sbin/bacula-dir").exists()
+        && Path::new("/usr/sbin/bconsole").exists()
+        && interop_dir().join("start-bacula.sh").exists();
+    let openssl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let ok = match what {
+        "openssl" => openssl,
+        _ => bacula && openssl,
+    };
+    if ok {
+        return true;
+    }
+    if std::env::var("BACULINK_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("SKIP: real peer '{what}' not installed");
+        return false;
+    }
+    panic!(
+        "real peer '{what}' is not installed (Bacula 9.6 packages, openssl, and the shared \
+         interop folder beside the checkout); run scripts/test.sh, which installs them, \
+         or set BACULINK_ALLOW_SKIP=1 to skip"
+    );
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+/// Real Bacula 9.6 daemons started by the harness in a temporary folder.
+/// Stopped (exactly the pids started) on drop.
+pub struct Harness {
+    /// The harness work folder (configs in `etc/`, certificates in `certs/`).
+    pub dir: tempfile::TempDir,
+    /// Mode passed to `start-bacula.sh`.
+    pub mode: String,
+    /// Ports of the real director, FD and SD.
+    pub dir_port: u16,
+    /// FD port.
+    pub fd_port: u16,
+    /// SD port.
+    pub sd_port: u16,
+    started: bool,
+}
+
+impl Harness {
+    /// Starts the daemons in `start` (e.g. `"dir fd sd"`, `""` = configs only)
+    /// in `mode`, with fresh ports, plus any extra environment (e.g. pointing
+    /// the real director at one of our daemons).
+    pub fn start(mode: &str, start: &str, extra_env: &[(&str, String)]) -> Harness {
+        let dir = tempfile::Builder::new()
+            .prefix("baculink-interop-")
+            .tempdir()
+            .expect("tempdir");
+        let h = Harness {
+            dir,
+            mode: mode.into(),
+            dir_port: free_port(),
+            fd_port: free_port(),
+            sd_port: free_port(),
+            started: !start.trim().is_empty(),
+        };
+        let mut cmd = Command::new("bash");
+        cmd.arg(interop_dir().join("start-bacula.sh"))
+            .arg(h.dir.path())
+            .arg(mode)
+            .env("START", if start.trim().is_empty() { "none" } else { start })
+            .env("DIR_PORT", h.dir_port.to_string())
+            .env("FD_PORT", h.fd_port.to_string())
+            .env("SD_PORT", h.sd_port.to_string());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run start-bacula.sh");
+        if !out.status.success() {
+            let _ = h.stop();
+            panic!(
+                "start-bacula.sh {mode} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        h
+    }
+
+    /// The work folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A generated config file, e.g. `etc("bconsole.conf")`.
+    pub fn etc(&self, name: &str) -> PathBuf {
+        self.path().join("etc").join(name)
+    }
+
+    /// Runs the real `bconsole` with these commands (via `bcon.sh`).
+    pub fn bconsole(&self, cmds: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(interop_dir().join("bcon.sh"))
+            .arg(self.path())
+            .args(cmds)
+            .env("BCON_TIMEOUT", "60")
+            .output()
+            .expect("run bcon.sh")
+    }
+
+    /// The daemon logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for d in ["dir", "fd", "sd"] {
+            let p = self.path().join(format!("log/bacula-{d}.out"));
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                s.push_str(&format!("--- bacula-{d}.out\n{t}\n"));
+            }
+        }
+        s
+    }
+
+    fn stop(&self) -> std::io::Result<Output> {
+        Command::new("bash")
+            .arg(interop_dir().join("stop-bacula.sh"))
+            .arg(self.path())
+            .output()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.started {
+            let _ = self.stop();
+        }
+    }
+}

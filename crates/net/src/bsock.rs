@@ -1,0 +1,214 @@
+//! [`BSock`]: one Bacula connection, framed, clear or TLS, one owner.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use baculink_proto::frame::{self, Decoder, Packet, Signal};
+use baculink_tls::SessionFacts;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::NetError;
+use crate::stream::{Raw, Stream};
+
+/// A framed Bacula connection. Owns its stream: the only writer.
+#[derive(Debug)]
+pub struct BSock {
+    pub(crate) stream: Stream,
+    decoder: Decoder,
+    wbuf: BytesMut,
+    peer: String,
+    peer_addr: Option<SocketAddr>,
+    compress: bool,
+    facts: Option<SessionFacts>,
+    terminated: bool,
+}
+
+impl BSock {
+    /// Wraps a connected TCP stream (clear text), with TCP_NODELAY on.
+    pub fn new(tcp: TcpStream) -> BSock {
+        let _ = tcp.set_nodelay(true);
+        let peer_addr = tcp.peer_addr().ok();
+        BSock {
+            stream: Stream::Clear(Raw::new(tcp)),
+            decoder: Decoder::new(),
+            wbuf: BytesMut::with_capacity(8 * 1024),
+            peer: crate::error::describe(peer_addr),
+            peer_addr,
+            compress: false,
+            facts: None,
+            terminated: false,
+        }
+    }
+
+    /// Names the peer in errors and logs (e.g. `Director "bacula-dir" at 127.0.0.1:9101`).
+    pub fn set_peer_name(&mut self, name: impl Into<String>) {
+        self.peer = name.into();
+    }
+
+    /// How errors name the peer.
+    pub fn peer_name(&self) -> &str {
+        &self.peer
+    }
+
+    /// The peer's socket address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// Turns LZ4 comm-line compression of what we send on or off.
+    pub fn set_compression(&mut self, on: bool) {
+        self.compress = on;
+    }
+
+    /// TLS facts of the session (None in clear text).
+    pub fn tls_facts(&self) -> Option<&SessionFacts> {
+        self.facts.as_ref()
+    }
+
+    pub(crate) fn set_facts(&mut self, facts: Option<SessionFacts>) {
+        self.facts = facts;
+    }
+
+    /// Whether the connection is inside TLS now.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Whether the peer sent `BNET_TERMINATE`.
+    pub fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+
+    fn io(&self, e: std::io::Error) -> NetError {
+        NetError::Io {
+            peer: self.peer.clone(),
+            source: e,
+        }
+    }
+
+    /// Receives the next packet (signals included).
+    pub async fn recv(&mut self) -> Result<Packet, NetError> {
+        loop {
+            match self.decoder.next_packet() {
+                Ok(Some(p)) => {
+                    if p == Packet::Signal(Signal::Terminate) {
+                        self.terminated = true;
+                    }
+                    return Ok(p);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.terminated = true;
+                    return Err(NetError::Frame {
+                        peer: self.peer.clone(),
+                        source: e,
+                    });
+                }
+            }
+            let buf = self.decoder.buffer_mut();
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+            let n = match self.stream.read_buf(buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(self.io(e)),
+            };
+            if n == 0 {
+                return Err(NetError::Eof(self.peer.clone()));
+            }
+        }
+    }
+
+    /// Receives with a time limit.
+    pub async fn recv_timeout(&mut self, limit: Duration) -> Result<Packet, NetError> {
+        match tokio::time::timeout(limit, self.recv()).await {
+            Ok(r) => r,
+            Err(_) => Err(NetError::Timeout(self.peer.clone())),
+        }
+    }
+
+    /// Receives the next data packet, skipping heartbeats; a signal other
+    /// than a heartbeat is returned as `Ok(None)` along with nothing else.
+    pub async fn recv_data(&mut self) -> Result<Result<bytes::Bytes, Signal>, NetError> {
+        loop {
+            match self.recv().await? {
+                Packet::Data(d) => return Ok(Ok(d)),
+                Packet::Signal(Signal::Heartbeat | Signal::HbResponse) => continue,
+                Packet::Signal(s) => return Ok(Err(s)),
+            }
+        }
+    }
+
+    /// Sends one packet in a single write (one TLS record for the header).
+    pub async fn send(&mut self, packet: &Packet) -> Result<(), NetError> {
+        self.wbuf.clear();
+        frame::encode(packet, self.compress, &mut self.wbuf).map_err(|e| NetError::Frame {
+            peer: self.peer.clone(),
+            source: e,
+        })?;
+        let r = self.stream.write_all(&self.wbuf).await;
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf = BytesMut::with_capacity(8 * 1024);
+        }
+        r.map_err(|e| self.io(e))?;
+        self.stream.flush().await.map_err(|e| self.io(e))
+    }
+
+    /// Sends a text packet (exactly these bytes, no NUL added).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), NetError> {
+        self.send(&Packet::data(text.as_bytes())).await
+    }
+
+    /// Sends a signal.
+    pub async fn signal(&mut self, signal: Signal) -> Result<(), NetError> {
+        self.send(&Packet::Signal(signal)).await
+    }
+
+    /// Closes cleanly: TLS close_notify if in TLS, then TCP shutdown.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+    }
+
+    /// Takes the clear-text stream for a TLS handshake, with any bytes
+    /// already buffered past the last packet put back in front.
+    pub(crate) fn take_raw(&mut self) -> Option<Raw> {
+        match std::mem::replace(&mut self.stream, Stream::Closed) {
+            Stream::Clear(raw) => Some(raw.with_prefix(self.decoder.take_buffered())),
+            other => {
+                self.stream = other;
+                None
+            }
+        }
+    }
+
+    /// Drops TLS without close_notify (TLS Authenticate) and continues on
+    /// the raw socket.
+    pub(crate) fn drop_tls(&mut self) -> bool {
+        match std::mem::replace(&mut self.stream, Stream::Closed) {
+            Stream::Tls(mut tls) => match tls.get_mut().take() {
+                Some(raw) => {
+                    drop(tls);
+                    self.stream = Stream::Clear(raw);
+                    true
+                }
+                None => false,
+            },
+            other => {
+                self.stream = other;
+                false
+            }
+        }
+    }
+
+    pub(crate) fn set_stream(&mut self, stream: Stream) {
+        self.stream = stream;
+    }
+
+    /// The TCP socket (for socket options).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        self.stream.tcp()
+    }
+}
