@@ -109,6 +109,7 @@ impl Director {
                 dialect: Dialect::V13,
             },
             timeout: CONSOLE_AUTH_TIMEOUT,
+            damping: true,
         }
     }
 

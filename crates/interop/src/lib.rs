@@ -167,3 +167,85 @@ impl Drop for Harness {
         }
     }
 }
+
+/// The result of running `baculink probe`.
+#[derive(Debug)]
+pub struct ProbeRun {
+    /// Exit status code.
+    pub code: i32,
+    /// The JSON object printed (when `--json` and it parsed).
+    pub json: serde_json::Value,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `baculink probe -c CONFIG ARGS... --json`.
+pub fn probe(config: &Path, args: &[&str]) -> ProbeRun {
+    let out = Command::new(baculink_bin())
+        .arg("probe")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run baculink probe (was the binary built? scripts/test.sh builds it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ProbeRun {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// One of our daemons, run as a child process from a config file; killed on drop.
+pub struct OurDaemon {
+    child: std::process::Child,
+    /// Its log (stderr) file.
+    pub log: PathBuf,
+}
+
+impl OurDaemon {
+    /// Starts `baculink KIND -f -c CONFIG` and waits until `port` accepts connections.
+    pub fn start(kind: &str, config: &Path, port: u16, log_dir: &Path) -> OurDaemon {
+        let log = log_dir.join(format!("baculink-{kind}.log"));
+        let file = std::fs::File::create(&log).expect("create daemon log");
+        let child = Command::new(baculink_bin())
+            .arg(kind)
+            .arg("-f")
+            .arg("-d")
+            .arg("20")
+            .arg("-c")
+            .arg(config)
+            .stdout(file.try_clone().expect("dup log"))
+            .stderr(file)
+            .spawn()
+            .expect("start baculink daemon");
+        let mut d = OurDaemon { child, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // That probe connection is a bad Hello for the daemon; harmless.
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("baculink {kind} exited with {status}:\n{}", d.log_text());
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("baculink {kind} did not listen on {port}:\n{}", d.log_text());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OurDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

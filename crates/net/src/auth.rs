@@ -43,6 +43,9 @@ pub struct ServerSetup {
     pub config: ServerConfig,
     /// Limit for the whole login.
     pub timeout: Duration,
+    /// Wait the protocol's refusal delay before closing a failed login
+    /// (Bacula's brute-force damping; per connection). Tests turn it off.
+    pub damping: bool,
 }
 
 /// The resource found for a peer's Hello (server side).
@@ -201,7 +204,7 @@ where
     match result {
         Ok(Ok(peer)) => Ok((sock, peer)),
         Ok(Err((e, delay))) => {
-            if !delay.is_zero() {
+            if setup.damping && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             sock.close().await;
