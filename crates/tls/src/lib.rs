@@ -1,1 +1,97 @@
-//! Being written.
+//! Bacula TLS on OpenSSL: certificate contexts and TLS-PSK contexts, async handshakes
+//! with Bacula's peer checks, session facts, dropping TLS for "TLS Authenticate", and a
+//! small certificate generator.
+//!
+//! The wire rules are in protocol.md §6 (certificates) and §7 (PSK). Our choices differ
+//! from Bacula's only where that makes us stricter without breaking interoperability:
+//! TLS 1.2 minimum, forward-secret AEAD suites only for certificates, DH ≥ 2048 bits,
+//! no TLS 1.3 session tickets from our servers.
+//!
+//! Use:
+//! * certificates: build a [`CertContext`] once per resource, then [`connect_cert`] /
+//!   [`accept_cert`] per connection. `allowed_cn` is enforced whenever it is non-empty;
+//!   the caller passes an empty list where Bacula would not enforce it (13.x servers).
+//!   On the client side a non-empty list replaces the host-name check (9.6 rule).
+//! * PSK: [`connect_psk`] / [`accept_psk`] with the CRAM-MD5 key; contexts are shared.
+//! * TLS only for the login: wrap the socket in [`Detachable`] before the handshake,
+//!   [`detach()`] at the quiet point; as a 9.6 client use [`ConnectOptions::tls12_only`].
+//! * After the handshake: [`SessionFacts::from_ssl`] for status output.
+
+pub mod cert;
+pub mod certgen;
+pub mod detach;
+pub mod error;
+pub mod facts;
+pub mod names;
+pub mod psk;
+
+pub use cert::{
+    accept_cert, connect_cert, connect_cert_with, CertContext, ConnectOptions, CERT_CIPHER_LIST,
+    MIN_DH_BITS,
+};
+pub use detach::{detach, Detachable};
+pub use error::TlsError;
+pub use facts::SessionFacts;
+pub use psk::{
+    accept_psk, connect_psk, PskContext, PSK_CIPHERSUITES, PSK_CIPHER_LIST, PSK_IDENTITY,
+};
+pub use tokio_openssl::SslStream;
+
+use std::ffi::CStr;
+
+use openssl::ssl::{ErrorCode, SslContextRef};
+
+/// A failed handshake that is neither a verification nor a PSK-key problem.
+pub(crate) fn handshake_error(e: openssl::ssl::Error) -> TlsError {
+    if let Some(stack) = e.ssl_error() {
+        let r = error::reasons(stack);
+        if r.contains("unexpected eof") {
+            return TlsError::Handshake(
+                "the peer closed the connection during the handshake".into(),
+            );
+        }
+        return TlsError::Handshake(r);
+    }
+    if e.code() == ErrorCode::SYSCALL || e.code() == ErrorCode::ZERO_RETURN {
+        return match e.into_io_error() {
+            Ok(io) => TlsError::Io(io),
+            Err(_) => {
+                TlsError::Handshake("the peer closed the connection during the handshake".into())
+            }
+        };
+    }
+    match e.into_io_error() {
+        Ok(io) => TlsError::Io(io),
+        Err(e) => TlsError::Handshake(e.to_string()),
+    }
+}
+
+mod ffi_ext {
+    use openssl_sys::{OPENSSL_STACK, SSL_CTX};
+    extern "C" {
+        pub fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut OPENSSL_STACK;
+    }
+}
+
+/// The names of every suite a context may negotiate (TLS 1.3 suites first), in order.
+/// Used by tests and diagnostics to prove no weak suite is enabled.
+pub fn cipher_names(ctx: &SslContextRef) -> Vec<String> {
+    use foreign_types::ForeignTypeRef;
+    let mut out = Vec::new();
+    // SAFETY: the stack belongs to the context, which outlives this call; its entries are
+    // valid SSL_CIPHER pointers whose names are static strings.
+    unsafe {
+        let sk = ffi_ext::SSL_CTX_get_ciphers(ctx.as_ptr());
+        if sk.is_null() {
+            return out;
+        }
+        for i in 0..openssl_sys::OPENSSL_sk_num(sk) {
+            let c = openssl_sys::OPENSSL_sk_value(sk, i) as *const openssl_sys::SSL_CIPHER;
+            let n = openssl_sys::SSL_CIPHER_get_name(c);
+            if !n.is_null() {
+                out.push(CStr::from_ptr(n).to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
