@@ -31,7 +31,11 @@ pub fn encode(data: &[u8], compatible: bool) -> String {
     }
     if have > 0 {
         let m = acc & ((1 << have) - 1);
-        let idx = if compatible { (m << (6 - have)) & 0x3f } else { m };
+        let idx = if compatible {
+            (m << (6 - have)) & 0x3f
+        } else {
+            m
+        };
         out.push(ALPHABET[idx as usize] as char);
     }
     out
@@ -85,8 +89,16 @@ mod tests {
     #[test]
     fn raw_vectors_of_protocol_md() {
         let cases = [
-            ("000102030405060708090a0b0c0d0e0f", "AAECAwQFBgcICQoLDA0ODD", "AAECAwQFBgcICQoLDA0ODw"),
-            ("ffffffffffffffffffffffffffffffff", "/////////////////////D", "/////////////////////w"),
+            (
+                "000102030405060708090a0b0c0d0e0f",
+                "AAECAwQFBgcICQoLDA0ODD",
+                "AAECAwQFBgcICQoLDA0ODw",
+            ),
+            (
+                "ffffffffffffffffffffffffffffffff",
+                "/////////////////////D",
+                "/////////////////////w",
+            ),
             ("80007ffe", "gAB//C", "gAB//g"),
             ("fbffbf", "+/+/", "+/+/"),
             ("616263", "YWJj", "YWJj"),

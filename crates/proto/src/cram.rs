@@ -90,7 +90,8 @@ pub fn parse_challenge(payload: &[u8]) -> Result<Challenge, CramError> {
 }
 
 fn hmac(key: &Secret, token: &str) -> [u8; 16] {
-    let mut mac = <Hmac<Md5> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<Md5> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
     mac.update(token.as_bytes());
     mac.finalize().into_bytes().into()
 }
@@ -105,7 +106,10 @@ pub fn response(key: &Secret, challenge: &Challenge) -> Vec<u8> {
 /// Verifies a response in constant time. The auth server (first challenger)
 /// accepts both encodings like Bacula; the auth client accepts only Bacula's.
 pub fn verify(key: &Secret, token: &str, received: &[u8], accept_standard: bool) -> bool {
-    let end = received.iter().position(|&b| b == 0).unwrap_or(received.len());
+    let end = received
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(received.len());
     let got = &received[..end];
     let mac = hmac(key, token);
     let bacula = base64::encode(&mac, false);
@@ -131,26 +135,74 @@ mod tests {
     #[test]
     fn protocol_md_vectors() {
         let cases = [
-            ("<1804289383.1700000000@bacula-dir>", Secret::from_password("secret"), "Q4+IMD4EFSQeon+Dn8+AJA", "QYCIMD4EFSQeonCDnc+AJA"),
-            ("<846930886.1234567890@myhost-fd>", Secret::from_password("xevrjURYoCHhn26RaJoWbeWXEY/a3VqGKp/37tgWiuHc"), "1AkDy6+X75/av4Q2oi+vKA", "1AkDyKeX7ZXav4Q2oiCvKA"),
-            ("<1681692777.1600000000@localhost-sd>", Secret::new(&b"ABCD-EFGH-IJKL-MNOP-ABCD-EFGH-IJKL-MNOP"[..]), "z4/Rb3/DB5wb85/2e7+5FB", "zYfRb3rDBZwb8pn2ebC5FQ"),
-            ("<1714636915.1700000123@bacula-dir>", Secret::from_password("console-pass"), "Yy+WQ+ADl5/e/5/HGkYkMC", "Yy+WQOADlZXe/JLHGkYkMg"),
-            ("<1357823160.1795934472@test13-dir>", Secret::from_password("console-pass-13"), "W6+kE9/06W+tpC+Cx5+h/A", ""),
-            ("<1498138207.1795934472@bconsole>", Secret::from_password("console-pass-13"), "FV4trBgIa9cXY08sRF4Q7D", ""),
-            ("<1817518659.1795934474@test13-fd>", Secret::from_password("fd-pass-13"), "l9sd/7Irt6Zy9A/ChX/OQD", ""),
-            ("<1769615143.1795934474@test13-dir>", Secret::from_password("fd-pass-13"), "zHlt65/p4h+2j8Bsv/+jyB", ""),
+            (
+                "<1804289383.1700000000@bacula-dir>",
+                Secret::from_password("secret"),
+                "Q4+IMD4EFSQeon+Dn8+AJA",
+                "QYCIMD4EFSQeonCDnc+AJA",
+            ),
+            (
+                "<846930886.1234567890@myhost-fd>",
+                Secret::from_password("xevrjURYoCHhn26RaJoWbeWXEY/a3VqGKp/37tgWiuHc"),
+                "1AkDy6+X75/av4Q2oi+vKA",
+                "1AkDyKeX7ZXav4Q2oiCvKA",
+            ),
+            (
+                "<1681692777.1600000000@localhost-sd>",
+                Secret::new(&b"ABCD-EFGH-IJKL-MNOP-ABCD-EFGH-IJKL-MNOP"[..]),
+                "z4/Rb3/DB5wb85/2e7+5FB",
+                "zYfRb3rDBZwb8pn2ebC5FQ",
+            ),
+            (
+                "<1714636915.1700000123@bacula-dir>",
+                Secret::from_password("console-pass"),
+                "Yy+WQ+ADl5/e/5/HGkYkMC",
+                "Yy+WQOADlZXe/JLHGkYkMg",
+            ),
+            (
+                "<1357823160.1795934472@test13-dir>",
+                Secret::from_password("console-pass-13"),
+                "W6+kE9/06W+tpC+Cx5+h/A",
+                "",
+            ),
+            (
+                "<1498138207.1795934472@bconsole>",
+                Secret::from_password("console-pass-13"),
+                "FV4trBgIa9cXY08sRF4Q7D",
+                "",
+            ),
+            (
+                "<1817518659.1795934474@test13-fd>",
+                Secret::from_password("fd-pass-13"),
+                "l9sd/7Irt6Zy9A/ChX/OQD",
+                "",
+            ),
+            (
+                "<1769615143.1795934474@test13-dir>",
+                Secret::from_password("fd-pass-13"),
+                "zHlt65/p4h+2j8Bsv/+jyB",
+                "",
+            ),
         ];
         for (token, key, bacula, standard) in cases {
             let mut expect = bacula.as_bytes().to_vec();
             expect.push(0);
             assert_eq!(response(&key, &chal(token)), expect, "{token}");
             assert!(verify(&key, token, &expect, false));
-            assert!(verify(&key, token, bacula.as_bytes(), false), "NUL optional");
+            assert!(
+                verify(&key, token, bacula.as_bytes(), false),
+                "NUL optional"
+            );
             if !standard.is_empty() {
                 assert!(verify(&key, token, standard.as_bytes(), true));
                 assert!(!verify(&key, token, standard.as_bytes(), false));
             }
-            assert!(!verify(&Secret::from_password("wrong"), token, &expect, true));
+            assert!(!verify(
+                &Secret::from_password("wrong"),
+                token,
+                &expect,
+                true
+            ));
         }
     }
 
@@ -166,9 +218,19 @@ mod tests {
         let t = token(1804289383, 1700000000, "bacula dir");
         assert_eq!(t, "<1804289383.1700000000@bacula_dir>");
         let line = challenge_line(&t, Need::Required);
-        assert_eq!(line, b"auth cram-md5 <1804289383.1700000000@bacula_dir> ssl=2\n");
+        assert_eq!(
+            line,
+            b"auth cram-md5 <1804289383.1700000000@bacula_dir> ssl=2\n"
+        );
         let c = parse_challenge(&line).unwrap();
-        assert_eq!(c, Challenge { token: t, ssl: Some(Need::Required), compatible: false });
+        assert_eq!(
+            c,
+            Challenge {
+                token: t,
+                ssl: Some(Need::Required),
+                compatible: false
+            }
+        );
     }
 
     #[test]

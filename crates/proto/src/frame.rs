@@ -109,12 +109,37 @@ impl Signal {
     /// Bacula's name, e.g. `BNET_EOD`.
     pub fn name(self) -> String {
         const NAMES: [&str; 31] = [
-            "EOD", "EOD_POLL", "STATUS", "TERMINATE", "POLL", "HEARTBEAT", "HB_RESPONSE",
-            "PROMPT", "BTIME", "BREAK", "START_SELECT", "END_SELECT", "INVALID_CMD",
-            "CMD_FAILED", "CMD_OK", "CMD_BEGIN", "MSGS_PENDING", "MAIN_PROMPT",
-            "SELECT_INPUT", "WARNING_MSG", "ERROR_MSG", "INFO_MSG", "RUN_CMD", "YESNO",
-            "START_RTREE", "END_RTREE", "SUB_PROMPT", "TEXT_INPUT", "EXT_TERMINATE",
-            "FDCALLED", "ISALIVE",
+            "EOD",
+            "EOD_POLL",
+            "STATUS",
+            "TERMINATE",
+            "POLL",
+            "HEARTBEAT",
+            "HB_RESPONSE",
+            "PROMPT",
+            "BTIME",
+            "BREAK",
+            "START_SELECT",
+            "END_SELECT",
+            "INVALID_CMD",
+            "CMD_FAILED",
+            "CMD_OK",
+            "CMD_BEGIN",
+            "MSGS_PENDING",
+            "MAIN_PROMPT",
+            "SELECT_INPUT",
+            "WARNING_MSG",
+            "ERROR_MSG",
+            "INFO_MSG",
+            "RUN_CMD",
+            "YESNO",
+            "START_RTREE",
+            "END_RTREE",
+            "SUB_PROMPT",
+            "TEXT_INPUT",
+            "EXT_TERMINATE",
+            "FDCALLED",
+            "ISALIVE",
         ];
         match self {
             Signal::Other(c) => format!("BNET_SIGNAL({c})"),
@@ -347,9 +372,18 @@ mod tests {
         assert_eq!(Signal::from_code(-31), Signal::IsAlive);
         assert_eq!(Signal::Eod.name(), "BNET_EOD");
         assert_eq!(Signal::IsAlive.name(), "BNET_ISALIVE");
-        assert_eq!(wire(&Packet::Signal(Signal::Eod), false), [0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(wire(&Packet::Signal(Signal::Terminate), false), [0xff, 0xff, 0xff, 0xfc]);
-        assert_eq!(wire(&Packet::Signal(Signal::IsAlive), false), [0xff, 0xff, 0xff, 0xe1]);
+        assert_eq!(
+            wire(&Packet::Signal(Signal::Eod), false),
+            [0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(
+            wire(&Packet::Signal(Signal::Terminate), false),
+            [0xff, 0xff, 0xff, 0xfc]
+        );
+        assert_eq!(
+            wire(&Packet::Signal(Signal::IsAlive), false),
+            [0xff, 0xff, 0xff, 0xe1]
+        );
     }
 
     #[test]

@@ -214,7 +214,10 @@ pub fn decide(local: Needs, remote: Needs) -> Result<Mode, PolicyMismatch> {
 /// The 9.6 decision over the two `ssl=` values: TLS if both can, clear if
 /// neither requires, else refused.
 pub fn decide_v96(local: Need, remote: Need) -> Result<Mode, PolicyMismatch> {
-    decide(Needs::new(local, Need::None), Needs::new(remote, Need::None))
+    decide(
+        Needs::new(local, Need::None),
+        Needs::new(remote, Need::None),
+    )
 }
 
 /// Whether a 13.x auth server sends `starttls` after the Hello: when the two

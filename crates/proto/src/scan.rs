@@ -9,7 +9,10 @@
 
 /// Payload bytes as text, cut at the first NUL like Bacula's C parsers.
 pub fn c_text(payload: &[u8]) -> String {
-    let end = payload.iter().position(|&b| b == 0).unwrap_or(payload.len());
+    let end = payload
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(payload.len());
     String::from_utf8_lossy(&payload[..end]).into_owned()
 }
 
@@ -23,12 +26,18 @@ pub struct Scanner<'a> {
 impl<'a> Scanner<'a> {
     /// Bacula's `bsscanf` rules.
     pub fn lenient(text: &'a str) -> Self {
-        Scanner { rest: text, strict: false }
+        Scanner {
+            rest: text,
+            strict: false,
+        }
     }
 
     /// Bacula 13's `scan_string` rules.
     pub fn strict(text: &'a str) -> Self {
-        Scanner { rest: text, strict: true }
+        Scanner {
+            rest: text,
+            strict: true,
+        }
     }
 
     /// What is left.
@@ -38,7 +47,9 @@ impl<'a> Scanner<'a> {
 
     /// A format space: skips whitespace; strict mode needs at least one.
     pub fn ws(&mut self) -> bool {
-        let trimmed = self.rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let trimmed = self
+            .rest
+            .trim_start_matches(|c: char| c.is_ascii_whitespace());
         let skipped = trimmed.len() != self.rest.len();
         self.rest = trimmed;
         skipped || !self.strict
