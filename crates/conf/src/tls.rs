@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use baculink_proto::negotiate::Policy;
 
+use crate::error::{ConfigError, Location};
+
 /// Whether a resource's TLS context acts as TLS server or client; decides
 /// which material start-up validation demands (protocol.md §8.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,4 +93,80 @@ impl TlsSettings {
             has_cert_material: self.has_cert_material(role),
         }
     }
+}
+
+impl TlsSettings {
+    /// Whether this resource builds a certificate TLS context at start-up
+    /// (protocol.md §8.4: `TLS Enable` after the Require rule, or `TLS Authenticate`).
+    pub fn needs_context(&self, role: TlsRole) -> bool {
+        self.cert_enabled(role) || self.authenticate
+    }
+
+    /// Whether a CA file or directory is configured.
+    pub fn has_ca(&self) -> bool {
+        self.ca_file.is_some() || self.ca_dir.is_some()
+    }
+}
+
+/// A resource with TLS settings: what start-up validation and the network
+/// code need to know about it.
+pub trait TlsResource {
+    /// The resource type as messages name it (`Director`, `Client`, ...).
+    fn resource_type(&self) -> &'static str;
+    /// The resource's name.
+    fn name(&self) -> &str;
+    /// Where the resource starts.
+    fn location(&self) -> &Location;
+    /// Its TLS directives.
+    fn tls(&self) -> &TlsSettings;
+    /// Whether its TLS context accepts (server) or makes (client) connections,
+    /// as start-up validation sees it (protocol.md §6.1, §8.4).
+    fn tls_role(&self) -> TlsRole;
+}
+
+/// Start-up validation of one resource (protocol.md §8.4): when it needs a
+/// certificate TLS context, a server-role resource needs `TLS Certificate`,
+/// `TLS Key` and, with `TLS Verify Peer`, a CA file or directory; a
+/// client-role resource needs a CA file or directory.
+pub fn validate_resource(r: &dyn TlsResource) -> Result<(), ConfigError> {
+    let tls = r.tls();
+    let role = r.tls_role();
+    if !tls.needs_context(role) {
+        return Ok(());
+    }
+    let what = format!("{} \"{}\"", r.resource_type(), r.name());
+    let fail = |m: String| Err(ConfigError::resource(r.location(), m));
+    match role {
+        TlsRole::Server => {
+            if tls.certificate.is_none() {
+                return fail(format!(
+                    "\"TLS Certificate\" file not defined for {what}; a resource that accepts \
+                     TLS connections needs its certificate"
+                ));
+            }
+            if tls.key.is_none() {
+                return fail(format!(
+                    "\"TLS Key\" file not defined for {what}; a resource that accepts \
+                     TLS connections needs its private key"
+                ));
+            }
+            if tls.verify_peer && !tls.has_ca() {
+                return fail(format!(
+                    "Neither \"TLS CA Certificate File\" nor \"TLS CA Certificate Dir\" is \
+                     defined for {what}. At least one CA certificate store is required when \
+                     using \"TLS Verify Peer\""
+                ));
+            }
+        }
+        TlsRole::Client => {
+            if !tls.has_ca() {
+                return fail(format!(
+                    "Neither \"TLS CA Certificate File\" nor \"TLS CA Certificate Dir\" is \
+                     defined for {what}. A CA certificate store is required to verify the \
+                     server's certificate"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

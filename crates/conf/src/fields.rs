@@ -1,0 +1,407 @@
+//! Typed reading of one resource's directives, shared by every daemon's types.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use baculink_proto::Secret;
+
+use crate::ast::{Directive, Item, Items, Resource};
+use crate::error::{ConfigError, Location, Warning, WarningKind};
+use crate::tls::TlsSettings;
+use crate::value;
+
+/// Normalized keys of every TLS directive (protocol.md §8.3); accepted in
+/// every resource that has TLS settings.
+pub(crate) const TLS_KEYS: &[&str] = &[
+    "tlsenable",
+    "tlsrequire",
+    "tlsauthenticate",
+    "tlsverifypeer",
+    "tlspskenable",
+    "tlsallowedcn",
+    "tlscacertificatefile",
+    "tlscacertificatedir",
+    "tlscertificate",
+    "tlskey",
+    "tlsdhfile",
+];
+
+/// Reads typed values out of one resource; errors name the directive.
+pub(crate) struct Reader<'a> {
+    pub res: &'a Resource,
+    /// How messages name the resource type, e.g. `Client`.
+    pub label: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(res: &'a Resource, label: &'static str) -> Self {
+        Reader { res, label }
+    }
+
+    /// `Client "bacula-fd"`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} \"{}\"", self.label, self.res.name)
+    }
+
+    fn all(&self, keys: &[&str]) -> Vec<&'a Directive> {
+        self.res
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Directive(d) if keys.contains(&d.key.as_str()) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The only directive with one of these keys; a second one is an error
+    /// (Bacula refuses to redefine string, path and password directives).
+    fn single(&self, keys: &[&str]) -> Result<Option<&'a Directive>, ConfigError> {
+        let all = self.all(keys);
+        if let [first, second, ..] = all.as_slice() {
+            return Err(ConfigError::value(
+                &second.at,
+                &second.keyword,
+                format!(
+                    "set twice in {} (first at line {})",
+                    self.describe(),
+                    first.at.line
+                ),
+            ));
+        }
+        Ok(all.first().copied())
+    }
+
+    /// The last directive with one of these keys (for booleans and numbers).
+    fn last(&self, keys: &[&str]) -> Option<&'a Directive> {
+        self.all(keys).pop()
+    }
+
+    fn text_of(d: &'a Directive) -> Result<&'a str, ConfigError> {
+        d.value()
+            .ok_or_else(|| ConfigError::value(&d.at, &d.keyword, "expected a value"))
+    }
+
+    /// The resource's `Name`, required and checked.
+    pub fn name(&self) -> Result<String, ConfigError> {
+        let d = self.single(&["name"])?.ok_or_else(|| {
+            ConfigError::resource(
+                &self.res.at,
+                format!(
+                    "{} resource has no \"Name\" directive (it is required)",
+                    self.label
+                ),
+            )
+        })?;
+        let n = Self::text_of(d)?;
+        value::check_name(n).map_err(|m| ConfigError::value(&d.at, &d.keyword, m))?;
+        Ok(n.to_string())
+    }
+
+    /// A string directive.
+    pub fn string(&self, keys: &[&str]) -> Result<Option<String>, ConfigError> {
+        self.single(keys)?
+            .map(|d| Self::text_of(d).map(str::to_string))
+            .transpose()
+    }
+
+    /// A required string directive; `shown` is how messages name it.
+    pub fn required_string(&self, keys: &[&str], shown: &str) -> Result<String, ConfigError> {
+        self.string(keys)?.ok_or_else(|| self.missing(shown))
+    }
+
+    /// A reference to another resource (a checked name).
+    pub fn name_ref(&self, keys: &[&str]) -> Result<Option<String>, ConfigError> {
+        let Some(d) = self.single(keys)? else {
+            return Ok(None);
+        };
+        let n = Self::text_of(d)?;
+        value::check_name(n).map_err(|m| ConfigError::value(&d.at, &d.keyword, m))?;
+        Ok(Some(n.to_string()))
+    }
+
+    /// A path directive, shell-expanded.
+    pub fn path(&self, keys: &[&str]) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.string(keys)?.map(|s| value::expand_path(&s)))
+    }
+
+    /// A boolean (last one wins).
+    pub fn bool(&self, keys: &[&str], default: bool) -> Result<bool, ConfigError> {
+        let Some(d) = self.last(keys) else {
+            return Ok(default);
+        };
+        let s = Self::text_of(d)?;
+        value::parse_bool(s).ok_or_else(|| {
+            ConfigError::value(
+                &d.at,
+                &d.keyword,
+                format!("expected yes or no, got \"{s}\""),
+            )
+        })
+    }
+
+    /// A non-negative integer (last one wins).
+    pub fn u32(&self, keys: &[&str], default: u32) -> Result<u32, ConfigError> {
+        let Some(d) = self.last(keys) else {
+            return Ok(default);
+        };
+        value::parse_u32(Self::text_of(d)?).map_err(|m| ConfigError::value(&d.at, &d.keyword, m))
+    }
+
+    /// An optional non-negative integer.
+    pub fn opt_u32(&self, keys: &[&str]) -> Result<Option<u32>, ConfigError> {
+        match self.last(keys) {
+            None => Ok(None),
+            Some(_) => self.u32(keys, 0).map(Some),
+        }
+    }
+
+    /// A TCP port (last one wins).
+    pub fn port(&self, keys: &[&str], default: u16) -> Result<u16, ConfigError> {
+        let Some(d) = self.last(keys) else {
+            return Ok(default);
+        };
+        value::parse_port(Self::text_of(d)?).map_err(|m| ConfigError::value(&d.at, &d.keyword, m))
+    }
+
+    /// A time; the `number unit` pairs of the value add up (`1 hour 30 min`).
+    pub fn time(&self, keys: &[&str], default: Duration) -> Result<Duration, ConfigError> {
+        let Some(d) = self.last(keys) else {
+            return Ok(default);
+        };
+        let words = d.words();
+        if words.is_empty() {
+            return Err(ConfigError::value(&d.at, &d.keyword, "expected a value"));
+        }
+        value::parse_time(&words.join(" "))
+            .map(Duration::from_secs)
+            .map_err(|m| ConfigError::value(&d.at, &d.keyword, m))
+    }
+
+    /// A list: comma-separated on one line, and every repetition accumulates.
+    pub fn list(&self, keys: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for d in self.all(keys) {
+            let items = d.list();
+            if items.is_empty() {
+                return Err(ConfigError::value(&d.at, &d.keyword, "expected a value"));
+            }
+            out.extend(items.into_iter().map(str::to_string));
+        }
+        Ok(out)
+    }
+
+    /// A password, as its `Secret` (never as text).
+    pub fn password(&self, keys: &[&str]) -> Result<Option<Secret>, ConfigError> {
+        let Some(d) = self.single(keys)? else {
+            return Ok(None);
+        };
+        d.secret
+            .clone()
+            .map(Some)
+            .ok_or_else(|| ConfigError::value(&d.at, &d.keyword, "expected a value"))
+    }
+
+    /// A required password.
+    pub fn required_password(&self, keys: &[&str]) -> Result<Secret, ConfigError> {
+        self.password(keys)?.ok_or_else(|| self.missing("Password"))
+    }
+
+    /// Every TLS directive (protocol.md §8.3), with Bacula's defaults.
+    pub fn tls(&self) -> Result<TlsSettings, ConfigError> {
+        let d = TlsSettings::default();
+        Ok(TlsSettings {
+            enable: self.bool(&["tlsenable"], d.enable)?,
+            require: self.bool(&["tlsrequire"], d.require)?,
+            authenticate: self.bool(&["tlsauthenticate"], d.authenticate)?,
+            verify_peer: self.bool(&["tlsverifypeer"], d.verify_peer)?,
+            psk_enable: self.bool(&["tlspskenable"], d.psk_enable)?,
+            allowed_cn: self.list(&["tlsallowedcn"])?,
+            ca_file: self.path(&["tlscacertificatefile"])?,
+            ca_dir: self.path(&["tlscacertificatedir"])?,
+            certificate: self.path(&["tlscertificate"])?,
+            key: self.path(&["tlskey"])?,
+            dh_file: self.path(&["tlsdhfile"])?,
+        })
+    }
+
+    /// The error for a missing required directive.
+    pub fn missing(&self, shown: &str) -> ConfigError {
+        ConfigError::resource(
+            &self.res.at,
+            format!(
+                "{}: required directive \"{shown}\" is missing",
+                self.describe()
+            ),
+        )
+    }
+
+    /// Warnings for directives and blocks not in `known` (nor Name,
+    /// Description, nor, when `with_tls`, a TLS directive). A block written
+    /// where a known directive belongs is an error.
+    pub fn unknown(
+        &self,
+        known: &[&str],
+        with_tls: bool,
+        out: &mut Vec<Warning>,
+    ) -> Result<(), ConfigError> {
+        for item in &self.res.items {
+            let (key, keyword, at) = match item {
+                Item::Directive(d) => (&d.key, &d.keyword, &d.at),
+                Item::Block(b) => (&b.key, &b.keyword, &b.at),
+            };
+            let ok = matches!(key.as_str(), "name" | "description")
+                || known.contains(&key.as_str())
+                || (with_tls && TLS_KEYS.contains(&key.as_str()));
+            if ok && matches!(item, Item::Block(_)) && !key.ends_with("addresses") {
+                return Err(ConfigError::value(
+                    at,
+                    keyword,
+                    format!(
+                        "expected \"=\" and a value, not a block, in {}",
+                        self.describe()
+                    ),
+                ));
+            }
+            if !ok {
+                out.push(Warning {
+                    at: at.clone(),
+                    kind: WarningKind::UnknownDirective,
+                    resource: self.describe(),
+                    directive: Some(keyword.clone()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rejects a second resource of the same type and name.
+#[derive(Default)]
+pub(crate) struct Names {
+    seen: HashMap<(&'static str, String), Location>,
+}
+
+impl Names {
+    pub fn add(
+        &mut self,
+        label: &'static str,
+        name: &str,
+        at: &Location,
+    ) -> Result<(), ConfigError> {
+        if let Some(first) = self.seen.get(&(label, name.to_string())) {
+            return Err(ConfigError::resource(
+                at,
+                format!("{label} \"{name}\" is defined twice (first at {first})"),
+            ));
+        }
+        self.seen.insert((label, name.to_string()), at.clone());
+        Ok(())
+    }
+}
+
+/// The warning for a resource type the daemon does not know.
+pub(crate) fn unknown_resource(res: &Resource) -> Warning {
+    Warning {
+        at: res.at.clone(),
+        kind: WarningKind::UnknownResource,
+        resource: res.kind.clone(),
+        directive: None,
+    }
+}
+
+/// Checks that a resource named by `directive` exists.
+pub(crate) fn check_ref(
+    res: &Resource,
+    key: &str,
+    target_label: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    for d in res.directives(key) {
+        for name in d.list() {
+            if !exists(name) {
+                return Err(ConfigError::value(
+                    &d.at,
+                    &d.keyword,
+                    format!("{target_label} resource \"{name}\" is not defined"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Listening addresses from a `DirAddresses`/`FDAddresses`/`SDAddresses` block.
+pub(crate) fn addresses(
+    reader: &Reader<'_>,
+    key: &str,
+) -> Result<Vec<crate::ListenAddress>, ConfigError> {
+    use crate::{AddressFamily, ListenAddress};
+    if let Some(d) = reader.res.directive(key) {
+        return Err(ConfigError::value(
+            &d.at,
+            &d.keyword,
+            "expected a block: { ip = { addr = ...; port = ... } }",
+        ));
+    }
+    let mut out = Vec::new();
+    for block in reader.res.blocks(key) {
+        for item in &block.items {
+            let Item::Block(b) = item else {
+                let Item::Directive(d) = item else {
+                    unreachable!()
+                };
+                return Err(ConfigError::value(
+                    &d.at,
+                    &d.keyword,
+                    format!(
+                        "expected ip, ipv4 or ipv6 blocks inside \"{}\"",
+                        block.keyword
+                    ),
+                ));
+            };
+            let family = match b.key.as_str() {
+                "ip" => AddressFamily::Any,
+                "ipv4" => AddressFamily::V4,
+                "ipv6" => AddressFamily::V6,
+                _ => {
+                    return Err(ConfigError::value(
+                        &b.at,
+                        &b.keyword,
+                        "expected ip, ipv4 or ipv6",
+                    ))
+                }
+            };
+            let mut host = None;
+            let mut port = None;
+            for inner in &b.items {
+                let Item::Directive(d) = inner else {
+                    let Item::Block(x) = inner else {
+                        unreachable!()
+                    };
+                    return Err(ConfigError::value(&x.at, &x.keyword, "unexpected block"));
+                };
+                let v = Reader::text_of(d)?;
+                match d.key.as_str() {
+                    "addr" => host = Some(v.to_string()),
+                    "port" => {
+                        port = Some(
+                            value::parse_port(v)
+                                .map_err(|m| ConfigError::value(&d.at, &d.keyword, m))?,
+                        )
+                    }
+                    _ => {
+                        return Err(ConfigError::value(
+                            &d.at,
+                            &d.keyword,
+                            "expected addr or port",
+                        ))
+                    }
+                }
+            }
+            out.push(ListenAddress { family, host, port });
+        }
+    }
+    Ok(out)
+}
