@@ -127,7 +127,7 @@ pub async fn login(mut sock: BSock, setup: &ClientSetup) -> Result<(BSock, Peer)
 async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, LoginError> {
     let mut hs = ClientHandshake::new(setup.config.clone(), nonce());
     let key = setup.config.local.key.clone();
-    let mut login_tls = None;
+    let mut login_tls: Option<SessionFacts> = None;
     loop {
         let Some(out) = hs.poll_output() else {
             let p = match sock.recv().await {
@@ -168,8 +168,8 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
                 sock.drop_tls();
                 sock.set_facts(None);
             }
-            Output::LookupPeer(_) => {
-                return Err(LoginError::Config("client machine asked for a peer lookup".into()))
+            Output::LookupPeer(_) | Output::Handover(_) => {
+                return Err(LoginError::Config("client machine asked for a server action".into()))
             }
             Output::Done(established) => {
                 return Ok(Peer {
@@ -266,6 +266,11 @@ where
             Output::DropTls => {
                 sock.drop_tls();
                 sock.set_facts(None);
+            }
+            Output::Handover(hello) => {
+                return Err(nodelay(LoginError::Config(format!(
+                    "\"SD calls client\" connections are not supported yet ({hello})"
+                ))))
             }
             Output::Done(established) => {
                 return Ok(Peer {
