@@ -104,7 +104,7 @@ impl Director {
             config: ServerConfig {
                 kind: ServerKind::Director,
                 name: self.conf.director.name.clone(),
-                version: hello::DIRECTOR_VERSION_13,
+                version: hello::DIRECTOR_VERSION_V13,
                 version_text: version_text(),
                 dialect: Dialect::V13,
             },

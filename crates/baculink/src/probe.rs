@@ -259,11 +259,11 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
             Ok(Target {
                 class: "Director",
                 name: dir.name.clone(),
-                host: dir.address.clone(),
+                host: dir.address.clone().unwrap_or_else(|| "localhost".into()),
                 port: dir.port,
                 hello: Hello::Console {
                     name,
-                    version: Some(hello::CONSOLE_VERSION_13),
+                    version: Some(hello::CONSOLE_VERSION_V13),
                     tlspsk: None,
                 },
                 key,
@@ -286,7 +286,7 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
                     port: c.port,
                     hello: Hello::Director {
                         name: our.clone(),
-                        version: Some(hello::DIRECTOR_VERSION_13),
+                        version: Some(hello::DIRECTOR_VERSION_V13),
                         tlspsk: None,
                     },
                     key: c.password.clone(),
@@ -306,7 +306,7 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
                     port: s.port,
                     hello: Hello::DirectorToSd {
                         name: our.clone(),
-                        version: Some(hello::DIRECTOR_VERSION_13),
+                        version: Some(hello::DIRECTOR_VERSION_V13),
                         tlspsk: None,
                     },
                     key: s.password.clone(),
