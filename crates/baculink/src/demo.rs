@@ -41,7 +41,9 @@ fn prepare(dir: &Path, port: u16) -> Result<(PathBuf, PathBuf, PathBuf), String>
     certgen::write_cert_pem(&certs.join("ca.pem"), &ca.cert).map_err(|e| e.to_string())?;
     let lo: IpAddr = "127.0.0.1".parse().expect("loopback literal");
     for (file, cn) in [("dir", "baculink-dir"), ("console", "bconsole")] {
-        let (c, k) = ca.issue(cn, &["localhost"], &[lo], 365).map_err(|e| e.to_string())?;
+        let (c, k) = ca
+            .issue(cn, &["localhost"], &[lo], 365)
+            .map_err(|e| e.to_string())?;
         certgen::write_pem_files(&certs, file, &c, &k).map_err(|e| e.to_string())?;
     }
     certgen::write_dh_file(&certs.join("dh2048.pem")).map_err(|e| e.to_string())?;
@@ -122,16 +124,27 @@ async fn run(args: DemoArgs) -> Result<(), String> {
             tmp.path().to_path_buf()
         }
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (dir_conf, psk_conf, cert_conf) = prepare(&dir, port)?;
-    println!("baculink demo: configs and certificates in {}", dir.display());
+    println!(
+        "baculink demo: configs and certificates in {}",
+        dir.display()
+    );
 
     let director = Arc::new(crate::director::load(&dir_conf)?);
-    println!("Director \"{}\" listening on 127.0.0.1:{port}", director.name());
+    println!(
+        "Director \"{}\" listening on 127.0.0.1:{port}",
+        director.name()
+    );
     let server = tokio::spawn(director.clone().serve(listener));
 
-    for (what, conf) in [("TLS-PSK (no certificates configured)", &psk_conf), ("certificate TLS", &cert_conf)] {
+    for (what, conf) in [
+        ("TLS-PSK (no certificates configured)", &psk_conf),
+        ("certificate TLS", &cert_conf),
+    ] {
         println!("\n== console login with {what}: {}", conf.display());
         let probe_args = ProbeArgs {
             config: conf.clone(),

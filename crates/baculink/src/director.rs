@@ -55,7 +55,8 @@ impl Director {
         let mut console_certs = Vec::new();
         for c in &conf.consoles {
             console_certs.push(
-                login::cert_context(&c.tls, TlsRole::Server).map_err(|e| format!("Console \"{}\": {e}", c.name))?,
+                login::cert_context(&c.tls, TlsRole::Server)
+                    .map_err(|e| format!("Console \"{}\": {e}", c.name))?,
             );
         }
         Ok(Director {
@@ -148,17 +149,23 @@ impl Director {
             *n += 1;
             *n
         };
-        self.consoles.lock().expect("console list").push(Connection {
-            id,
-            label: peer.label.clone(),
-            addr: peer.addr,
-            dialect: peer.established.peer_dialect,
-            mode: peer.established.mode,
-            facts: peer.tls.clone(),
-            since: SystemTime::now(),
-        });
+        self.consoles
+            .lock()
+            .expect("console list")
+            .push(Connection {
+                id,
+                label: peer.label.clone(),
+                addr: peer.addr,
+                dialect: peer.established.peer_dialect,
+                mode: peer.established.mode,
+                facts: peer.tls.clone(),
+                since: SystemTime::now(),
+            });
         let result = self.command_loop(&mut sock).await;
-        self.consoles.lock().expect("console list").retain(|c| c.id != id);
+        self.consoles
+            .lock()
+            .expect("console list")
+            .retain(|c| c.id != id);
         if let Err(e) = result {
             info!("{}: {e}", peer.label);
         }
@@ -208,7 +215,10 @@ impl Director {
                     )
                     .await?
                 }
-                other => sock.send_text(&format!("{other}: is an invalid command.\n")).await?,
+                other => {
+                    sock.send_text(&format!("{other}: is an invalid command.\n"))
+                        .await?
+                }
             }
             sock.signal(Signal::Eod).await?;
         }
@@ -228,9 +238,16 @@ impl Director {
             "\nRunning Jobs:\n".to_string(),
         ];
         for c in self.consoles.lock().expect("console list").iter() {
-            let using = if c.mode == baculink_proto::negotiate::Mode::Clear { "" } else { "using TLS " };
+            let using = if c.mode == baculink_proto::negotiate::Mode::Clear {
+                ""
+            } else {
+                "using TLS "
+            };
             out.push(format!("Console connected {using}at {}\n", since(c.since)));
-            out.push(format!("    {}\n", describe_link(&c.label, c.addr, c.dialect, c.mode, c.facts.as_ref())));
+            out.push(format!(
+                "    {}\n",
+                describe_link(&c.label, c.addr, c.dialect, c.mode, c.facts.as_ref())
+            ));
         }
         out.push("No Jobs running.\n====\n".into());
         out
@@ -260,7 +277,10 @@ pub fn describe_link(
 }
 
 fn since(t: SystemTime) -> String {
-    let secs = SystemTime::now().duration_since(t).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("{secs} s ago")
 }
 

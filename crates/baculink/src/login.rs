@@ -15,7 +15,10 @@ use baculink_tls::{CertContext, TlsError};
 
 /// The certificate context of a resource, when it uses certificate TLS
 /// (TLS Enable, TLS Require with certificate material, or TLS Authenticate).
-pub fn cert_context(tls: &TlsSettings, role: TlsRole) -> Result<Option<Arc<CertContext>>, TlsError> {
+pub fn cert_context(
+    tls: &TlsSettings,
+    role: TlsRole,
+) -> Result<Option<Arc<CertContext>>, TlsError> {
     if tls.cert_enabled(role) || tls.authenticate {
         Ok(Some(Arc::new(CertContext::new(tls, role)?)))
     } else {
@@ -72,7 +75,11 @@ pub fn peer_setup(
     PeerSetup {
         local: local(key, tls, TlsRole::Server, our_name, Dialect::V13),
         cert,
-        allowed_cn: if tls.verify_peer { tls.allowed_cn.clone() } else { Vec::new() },
+        allowed_cn: if tls.verify_peer {
+            tls.allowed_cn.clone()
+        } else {
+            Vec::new()
+        },
         label,
     }
 }
@@ -115,7 +122,9 @@ impl FailureClass {
             },
             LoginError::Tls { source, .. } => match source {
                 TlsError::Verify { .. } | TlsError::NoPeerCertificate => FailureClass::Certificate,
-                TlsError::HostMismatch { .. } | TlsError::AllowedCn { .. } => FailureClass::NameMismatch,
+                TlsError::HostMismatch { .. } | TlsError::AllowedCn { .. } => {
+                    FailureClass::NameMismatch
+                }
                 TlsError::PskMismatch => FailureClass::WrongPassword,
                 _ => FailureClass::Other,
             },

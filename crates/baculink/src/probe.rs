@@ -64,7 +64,10 @@ pub struct Target {
 
 impl Target {
     fn label(&self) -> String {
-        format!("{} \"{}\" at {}:{}", self.class, self.name, self.host, self.port)
+        format!(
+            "{} \"{}\" at {}:{}",
+            self.class, self.name, self.host, self.port
+        )
     }
 }
 
@@ -76,7 +79,11 @@ pub async fn main(args: ProbeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let dialect = if args.dialect == "9.6" { Dialect::V96 } else { Dialect::V13 };
+    let dialect = if args.dialect == "9.6" {
+        Dialect::V96
+    } else {
+        Dialect::V13
+    };
     let cert = match login::cert_context(&target.tls, TlsRole::Client) {
         Ok(c) => c,
         Err(e) => {
@@ -165,7 +172,10 @@ fn report(args: &ProbeArgs, target: &Target, peer: &Peer, reply: Option<&str>) {
     println!("  dialect:     {}", est.peer_dialect);
     println!("  mode:        {}", est.mode);
     if est.login_mode != est.mode {
-        println!("  login mode:  {} (TLS Authenticate: TLS dropped after login)", est.login_mode);
+        println!(
+            "  login mode:  {} (TLS Authenticate: TLS dropped after login)",
+            est.login_mode
+        );
     }
     if let Some(f) = facts {
         println!("  TLS:         {} {}", f.version, f.cipher);
@@ -197,7 +207,10 @@ async fn run_command(sock: &mut BSock, target: &Target, cmd: &str) -> Result<Str
         let ok = sock.recv_timeout(limit).await.map_err(|e| e.to_string())?;
         let text = ok.text().unwrap_or_default();
         if !text.starts_with("2000 OK Job") {
-            return Err(format!("the file daemon refused the job line: {}", text.trim_end()));
+            return Err(format!(
+                "the file daemon refused the job line: {}",
+                text.trim_end()
+            ));
         }
     }
     sock.send_text(cmd).await.map_err(|e| e.to_string())?;
@@ -208,7 +221,9 @@ async fn run_command(sock: &mut BSock, target: &Target, cmd: &str) -> Result<Str
                 let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
                 out.push_str(&String::from_utf8_lossy(&d[..end]));
             }
-            Packet::Signal(Signal::Eod | Signal::MainPrompt | Signal::CmdOk | Signal::CmdFailed) => break,
+            Packet::Signal(
+                Signal::Eod | Signal::MainPrompt | Signal::CmdOk | Signal::CmdFailed,
+            ) => break,
             Packet::Signal(Signal::SubPrompt) => {
                 // A prompt: the probe answers nothing and cancels it.
                 sock.send_text(".").await.map_err(|e| e.to_string())?;
@@ -237,24 +252,30 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
     match conf {
         AnyConfig::Console(c) => {
             let dir = match &args.director {
-                Some(n) => c
-                    .directors
-                    .iter()
-                    .find(|d| &d.name == n)
-                    .ok_or_else(|| format!("{}: no Director resource named {n:?}", args.config.display()))?,
+                Some(n) => c.directors.iter().find(|d| &d.name == n).ok_or_else(|| {
+                    format!(
+                        "{}: no Director resource named {n:?}",
+                        args.config.display()
+                    )
+                })?,
                 None => c
                     .directors
                     .first()
                     .ok_or_else(|| format!("{}: no Director resource", args.config.display()))?,
             };
             // A Console resource bound to this Director makes a named console.
-            let named = c
-                .consoles
-                .iter()
-                .find(|k| k.director.as_deref().map_or(c.directors.len() == 1, |d| d == dir.name));
+            let named = c.consoles.iter().find(|k| {
+                k.director
+                    .as_deref()
+                    .map_or(c.directors.len() == 1, |d| d == dir.name)
+            });
             let (name, key, tls) = match named {
                 Some(k) => (k.name.clone(), k.password.clone(), k.tls.clone()),
-                None => ("*UserAgent*".to_string(), dir.password.clone(), dir.tls.clone()),
+                None => (
+                    "*UserAgent*".to_string(),
+                    dir.password.clone(),
+                    dir.tls.clone(),
+                ),
             };
             Ok(Target {
                 class: "Director",
@@ -274,11 +295,9 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
         AnyConfig::Director(d) => {
             let our = d.director.name.clone();
             if let Some(n) = &args.client {
-                let c = d
-                    .clients
-                    .iter()
-                    .find(|c| &c.name == n)
-                    .ok_or_else(|| format!("{}: no Client resource named {n:?}", args.config.display()))?;
+                let c = d.clients.iter().find(|c| &c.name == n).ok_or_else(|| {
+                    format!("{}: no Client resource named {n:?}", args.config.display())
+                })?;
                 Ok(Target {
                     class: "File daemon",
                     name: c.name.clone(),
@@ -294,11 +313,9 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
                     our_name: our,
                 })
             } else if let Some(n) = &args.storage {
-                let s = d
-                    .storages
-                    .iter()
-                    .find(|s| &s.name == n)
-                    .ok_or_else(|| format!("{}: no Storage resource named {n:?}", args.config.display()))?;
+                let s = d.storages.iter().find(|s| &s.name == n).ok_or_else(|| {
+                    format!("{}: no Storage resource named {n:?}", args.config.display())
+                })?;
                 Ok(Target {
                     class: "Storage daemon",
                     name: s.name.clone(),

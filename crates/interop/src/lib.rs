@@ -22,7 +22,11 @@ pub fn baculink_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| p.join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     target.join(profile).join("baculink")
 }
 
@@ -100,7 +104,14 @@ impl Harness {
         cmd.arg(interop_dir().join("start-bacula.sh"))
             .arg(h.dir.path())
             .arg(mode)
-            .env("START", if start.trim().is_empty() { "none" } else { start })
+            .env(
+                "START",
+                if start.trim().is_empty() {
+                    "none"
+                } else {
+                    start
+                },
+            )
             .env("DIR_PORT", h.dir_port.to_string())
             .env("FD_PORT", h.fd_port.to_string())
             .env("SD_PORT", h.sd_port.to_string());
@@ -231,7 +242,10 @@ impl OurDaemon {
                 panic!("baculink {kind} exited with {status}:\n{}", d.log_text());
             }
             if std::time::Instant::now() > deadline {
-                panic!("baculink {kind} did not listen on {port}:\n{}", d.log_text());
+                panic!(
+                    "baculink {kind} did not listen on {port}:\n{}",
+                    d.log_text()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

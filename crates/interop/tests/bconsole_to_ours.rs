@@ -8,8 +8,15 @@ fn run(mode: &str) {
     let ours = OurDaemon::start("dir", &h.etc("bacula-dir.conf"), h.dir_port, h.path());
     let out = h.bconsole(&["version", "status dir"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "bconsole failed: {text}\n{}", ours.log_text());
-    assert!(text.contains("bacula-dir Version: "), "version answer: {text}");
+    assert!(
+        out.status.success(),
+        "bconsole failed: {text}\n{}",
+        ours.log_text()
+    );
+    assert!(
+        text.contains("bacula-dir Version: "),
+        "version answer: {text}"
+    );
     assert!(text.contains("(baculink)"), "our director answered: {text}");
     if mode == "clear" {
         assert!(text.contains("Console connected at"), "{text}");

@@ -94,7 +94,11 @@ fn nonce() -> Nonce {
 }
 
 /// Connects over TCP and logs in as auth client.
-pub async fn connect(host: &str, port: u16, setup: &ClientSetup) -> Result<(BSock, Peer), LoginError> {
+pub async fn connect(
+    host: &str,
+    port: u16,
+    setup: &ClientSetup,
+) -> Result<(BSock, Peer), LoginError> {
     let addr = format!("{host}:{port}");
     let tcp = tokio::time::timeout(setup.timeout, TcpStream::connect(&addr))
         .await
@@ -152,9 +156,7 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
                 let facts = start_tls(
                     sock,
                     kind,
-                    Side::Client {
-                        host: &setup.host,
-                    },
+                    Side::Client { host: &setup.host },
                     setup.cert.as_deref(),
                     &setup.allowed_cn,
                     &key,
@@ -169,7 +171,9 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
                 sock.set_facts(None);
             }
             Output::LookupPeer(_) | Output::Handover(_) => {
-                return Err(LoginError::Config("client machine asked for a server action".into()))
+                return Err(LoginError::Config(
+                    "client machine asked for a server action".into(),
+                ))
             }
             Output::Done(established) => {
                 return Ok(Peer {
@@ -194,7 +198,11 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
 /// Accepts a login as auth server. `lookup` finds the resource for the
 /// peer's Hello. On failure the connection is closed after the delay the
 /// protocol prescribes; the delay is this connection's alone.
-pub async fn accept<F>(mut sock: BSock, setup: &ServerSetup, lookup: F) -> Result<(BSock, Peer), LoginError>
+pub async fn accept<F>(
+    mut sock: BSock,
+    setup: &ServerSetup,
+    lookup: F,
+) -> Result<(BSock, Peer), LoginError>
 where
     F: FnMut(&Hello) -> Option<PeerSetup>,
 {
@@ -247,7 +255,9 @@ where
             },
             Output::StartTls(kind) => {
                 let Some(found) = peer.as_ref() else {
-                    return Err(nodelay(LoginError::Config("TLS before the peer was known".into())));
+                    return Err(nodelay(LoginError::Config(
+                        "TLS before the peer was known".into(),
+                    )));
                 };
                 let facts = start_tls(
                     sock,
@@ -328,7 +338,9 @@ async fn start_tls(
                 )));
             };
             match side {
-                Side::Client { host } => baculink_tls::connect_cert(ctx, raw, host, allowed_cn).await,
+                Side::Client { host } => {
+                    baculink_tls::connect_cert(ctx, raw, host, allowed_cn).await
+                }
                 Side::Server => baculink_tls::accept_cert(ctx, raw, allowed_cn).await,
             }
         }

@@ -2,6 +2,8 @@
 //! (certificates and PSK through OpenSSL): every cell of protocol.md's
 //! negotiation tables must end in the mode or refusal the table gives.
 
+#![allow(clippy::needless_range_loop)] // indices name table rows and columns
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -145,7 +147,8 @@ async fn run(
             })
         })
         .await;
-        r.map(|(_, p)| p.mode()).map_err(|e: LoginError| e.to_string())
+        r.map(|(_, p)| p.mode())
+            .map_err(|e: LoginError| e.to_string())
     });
     let setup = ClientSetup {
         config: ClientConfig {
@@ -169,17 +172,28 @@ async fn run(
     (server.await.unwrap(), client)
 }
 
-fn check(what: &str, expected: Expect, got: (Result<Mode, String>, Result<Mode, String>)) -> Option<String> {
+fn check(
+    what: &str,
+    expected: Expect,
+    got: (Result<Mode, String>, Result<Mode, String>),
+) -> Option<String> {
     let ok = match expected {
         Expect::Mode(m) => got.0.as_ref().ok() == Some(&m) && got.1.as_ref().ok() == Some(&m),
         // The side(s) the table names must refuse; the other may only have
         // finished in a mode the refusing side then closes (a 9.6 server
         // cannot learn a 13.x client's PSK requirement).
         Expect::Refused { server, client } => {
-            (!server || got.0.is_err()) && (!client || got.1.is_err()) && (got.0.is_err() || got.1.is_err())
+            (!server || got.0.is_err())
+                && (!client || got.1.is_err())
+                && (got.0.is_err() || got.1.is_err())
         }
     };
-    (!ok).then(|| format!("{what}: expected {expected:?}, server {:?}, client {:?}", got.0, got.1))
+    (!ok).then(|| {
+        format!(
+            "{what}: expected {expected:?}, server {:?}, client {:?}",
+            got.0, got.1
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,13 +202,27 @@ async fn every_13x_cell_over_loopback() {
     let mut failures = Vec::new();
     for s in 0..9 {
         for c in 0..9 {
-            let got = run(&pki, local(needs(s), Dialect::V13, "test-fd"), local(needs(c), Dialect::V13, "test-dir")).await;
-            if let Some(f) = check(&format!("13.x AS {:?} x AC {:?}", needs(s), needs(c)), cell(&TABLE_13, s, c, true), got) {
+            let got = run(
+                &pki,
+                local(needs(s), Dialect::V13, "test-fd"),
+                local(needs(c), Dialect::V13, "test-dir"),
+            )
+            .await;
+            if let Some(f) = check(
+                &format!("13.x AS {:?} x AC {:?}", needs(s), needs(c)),
+                cell(&TABLE_13, s, c, true),
+                got,
+            ) {
                 failures.push(f);
             }
         }
     }
-    assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,8 +233,17 @@ async fn every_96_cell_over_loopback() {
         for c in 0..3 {
             let sn = Needs::new(LEVELS[s], N);
             let cn = Needs::new(LEVELS[c], N);
-            let got = run(&pki, local(sn, Dialect::V96, "test-fd"), local(cn, Dialect::V96, "test-dir")).await;
-            if let Some(f) = check(&format!("9.6 AS {s} x AC {c}"), cell(&TABLE_96, s, c, true), got) {
+            let got = run(
+                &pki,
+                local(sn, Dialect::V96, "test-fd"),
+                local(cn, Dialect::V96, "test-dir"),
+            )
+            .await;
+            if let Some(f) = check(
+                &format!("9.6 AS {s} x AC {c}"),
+                cell(&TABLE_96, s, c, true),
+                got,
+            ) {
                 failures.push(f);
             }
         }
@@ -222,18 +259,41 @@ async fn every_mixed_cell_over_loopback_both_directions() {
         for l in 0..3 {
             let v96 = Needs::new(LEVELS[l], N);
             // 13.x server, 9.6 client.
-            let got = run(&pki, local(needs(m), Dialect::V13, "test-fd"), local(v96, Dialect::V96, "test-dir")).await;
+            let got = run(
+                &pki,
+                local(needs(m), Dialect::V13, "test-fd"),
+                local(v96, Dialect::V96, "test-dir"),
+            )
+            .await;
             let expected = cell(&TABLE_MIXED, m, l, true);
-            if let Some(f) = check(&format!("13.x AS {:?} x 9.6 AC {l}", needs(m)), expected, got) {
+            if let Some(f) = check(
+                &format!("13.x AS {:?} x 9.6 AC {l}", needs(m)),
+                expected,
+                got,
+            ) {
                 failures.push(f);
             }
             // 9.6 server, 13.x client.
-            let got = run(&pki, local(v96, Dialect::V96, "test-fd"), local(needs(m), Dialect::V13, "test-dir")).await;
+            let got = run(
+                &pki,
+                local(v96, Dialect::V96, "test-fd"),
+                local(needs(m), Dialect::V13, "test-dir"),
+            )
+            .await;
             let expected = cell(&TABLE_MIXED, m, l, false);
-            if let Some(f) = check(&format!("9.6 AS {l} x 13.x AC {:?}", needs(m)), expected, got) {
+            if let Some(f) = check(
+                &format!("9.6 AS {l} x 13.x AC {:?}", needs(m)),
+                expected,
+                got,
+            ) {
                 failures.push(f);
             }
         }
     }
-    assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
