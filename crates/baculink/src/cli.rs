@@ -31,12 +31,25 @@ pub struct DaemonFlags {
     /// Verbose.
     #[arg(short = 'v')]
     pub verbose: bool,
+    /// Seconds a peer has to finish its login (default 60).
+    #[arg(long = "auth-timeout")]
+    pub auth_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a Director (currently: accepts consoles and answers them).
+    /// Run a Director.
     Dir(DaemonFlags),
+    /// Run a File daemon.
+    Fd(DaemonFlags),
+    /// Run a Storage daemon.
+    Sd(DaemonFlags),
+    /// Talk to a Director, like bconsole.
+    Console(crate::console::ConsoleArgs),
+    /// Create a CA and a certificate and key per component.
+    Certs(crate::certs::CertsArgs),
+    /// Check a set of configs for mismatches across them.
+    Check(crate::check::CheckArgs),
     /// Log in to a Bacula daemon and report how the connection is secured.
     Probe(crate::probe::ProbeArgs),
     /// End-to-end demo on loopback: a Director, probed in PSK and certificate mode.
@@ -47,7 +60,11 @@ impl Cli {
     /// The `-d` level, whichever subcommand carries it.
     pub fn debug_level(&self) -> u32 {
         match &self.command {
-            Command::Dir(f) => f.debug.max(if f.verbose { 10 } else { 0 }),
+            Command::Dir(f) | Command::Fd(f) | Command::Sd(f) => {
+                f.debug.max(if f.verbose { 10 } else { 0 })
+            }
+            Command::Console(c) => c.debug,
+            Command::Certs(_) | Command::Check(_) => 0,
             Command::Probe(p) => p.debug,
             Command::Demo(d) => d.debug,
         }
@@ -73,7 +90,12 @@ pub fn init_logging(level: u32) {
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Dir(flags) => crate::director::main(flags).await,
+        Command::Dir(flags) => crate::daemon::run::<crate::director::Director>(flags).await,
+        Command::Fd(flags) => crate::daemon::run::<crate::fd::FileDaemon>(flags).await,
+        Command::Sd(flags) => crate::daemon::run::<crate::sd::StorageDaemon>(flags).await,
+        Command::Console(args) => crate::console::main(args).await,
+        Command::Certs(args) => crate::certs::main(args),
+        Command::Check(args) => crate::check::main(args),
         Command::Probe(args) => crate::probe::main(args).await,
         Command::Demo(args) => crate::demo::main(args).await,
     }

@@ -14,6 +14,8 @@ use baculink_tls::certgen::{self, Ca};
 use clap::Args;
 use tokio::net::TcpListener;
 
+use crate::daemon::{self, Daemon};
+use crate::director::Director;
 use crate::probe::{self, ProbeArgs};
 
 /// `baculink demo` arguments.
@@ -134,12 +136,18 @@ async fn run(args: DemoArgs) -> Result<(), String> {
         dir.display()
     );
 
-    let director = Arc::new(crate::director::load(&dir_conf)?);
+    let director = Arc::new(<Director as Daemon>::load(
+        &dir_conf,
+        Duration::from_secs(30),
+    )?);
     println!(
         "Director \"{}\" listening on 127.0.0.1:{port}",
         director.name()
     );
-    let server = tokio::spawn(director.clone().serve(listener));
+    let d = director.clone();
+    let server = tokio::spawn(daemon::serve(listener, move |tcp, addr| {
+        d.clone().handle(tcp, addr)
+    }));
 
     for (what, conf) in [
         ("TLS-PSK (no certificates configured)", &psk_conf),

@@ -1,102 +1,147 @@
-//! `baculink dir`: the Director. For now it accepts consoles (the default
-//! `*UserAgent*` console through the Director resource, named consoles
-//! through Console resources) and answers `version`, `status dir`,
-//! `messages`, `help` and `quit`.
+//! `baculink dir`: the Director. Accepts consoles (the default `*UserAgent*`
+//! console through the Director resource, named consoles through Console
+//! resources) and connects to file daemons (Client resources) and storage
+//! daemons (Storage resources), each with that resource's own TLS settings.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use baculink_conf::tls::TlsRole;
 use baculink_conf::DirectorConfig;
-use baculink_net::{BSock, PeerSetup, ServerSetup};
+use baculink_net::{BSock, NetError, Peer, PeerSetup, ServerSetup};
 use baculink_proto::frame::{Packet, Signal};
 use baculink_proto::handshake::{ServerConfig, ServerKind};
 use baculink_proto::hello::{self, Hello};
 use baculink_proto::negotiate::Dialect;
-use baculink_tls::{CertContext, SessionFacts};
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
 
-use crate::cli::DaemonFlags;
+use crate::daemon::{self, bacula_time, CertStore, Daemon, Links};
 use crate::login;
 
-/// How long a console has to finish its login.
-const CONSOLE_AUTH_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A Director loaded from its config, with TLS contexts built.
+/// The Director.
 pub struct Director {
     conf: DirectorConfig,
-    director_cert: Option<Arc<CertContext>>,
-    console_certs: Vec<Option<Arc<CertContext>>>,
+    certs: CertStore,
+    links: Arc<Links>,
     started: SystemTime,
-    consoles: Mutex<Vec<Connection>>,
-    next_id: Mutex<u64>,
+    auth_timeout: Duration,
+    console_slots: Arc<Semaphore>,
 }
 
-/// A live console connection, for `status dir`.
-#[derive(Clone, Debug)]
-struct Connection {
-    id: u64,
-    label: String,
-    addr: Option<SocketAddr>,
-    dialect: Dialect,
-    mode: baculink_proto::negotiate::Mode,
-    facts: Option<SessionFacts>,
-    since: SystemTime,
-}
+/// Errors of one console command.
+type CmdResult = Result<(), NetError>;
 
-impl Director {
-    /// Builds the TLS contexts of every resource; errors name the resource.
-    pub fn new(conf: DirectorConfig) -> Result<Director, String> {
-        let director_cert = login::cert_context(&conf.director.tls, TlsRole::Server)
-            .map_err(|e| format!("Director \"{}\": {e}", conf.director.name))?;
-        let mut console_certs = Vec::new();
+impl Daemon for Director {
+    const KIND: &'static str = "dir";
+
+    fn load(path: &Path, auth_timeout: Duration) -> Result<Self, String> {
+        let (conf, warnings) = DirectorConfig::load(path).map_err(|e| e.to_string())?;
+        baculink_conf::log_warnings(&warnings);
+        conf.validate_tls().map_err(|e| e.to_string())?;
+        let mut specs = vec![(
+            format!("Director/{}", conf.director.name),
+            conf.director.tls.clone(),
+            TlsRole::Server,
+        )];
         for c in &conf.consoles {
-            console_certs.push(
-                login::cert_context(&c.tls, TlsRole::Server)
-                    .map_err(|e| format!("Console \"{}\": {e}", c.name))?,
-            );
+            specs.push((
+                format!("Console/{}", c.name),
+                c.tls.clone(),
+                TlsRole::Server,
+            ));
         }
+        for c in &conf.clients {
+            specs.push((format!("Client/{}", c.name), c.tls.clone(), TlsRole::Client));
+        }
+        for s in &conf.storages {
+            specs.push((
+                format!("Storage/{}", s.name),
+                s.tls.clone(),
+                TlsRole::Client,
+            ));
+        }
+        let certs = CertStore::build(specs).map_err(|e| format!("{}: {e}", path.display()))?;
+        let slots = conf.director.max_console_connections.max(1) as usize;
         Ok(Director {
             conf,
-            director_cert,
-            console_certs,
+            certs,
+            links: Arc::new(Links::default()),
             started: SystemTime::now(),
-            consoles: Mutex::new(Vec::new()),
-            next_id: Mutex::new(1),
+            auth_timeout,
+            console_slots: Arc::new(Semaphore::new(slots)),
         })
     }
 
+    fn listen(&self) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for (host, port) in self.conf.director.listen() {
+            match daemon::socket_addrs(host.as_deref(), port) {
+                Ok(a) => out.extend(a),
+                Err(e) => warn!("{e}"),
+            }
+        }
+        out
+    }
+
+    fn pid_directory(&self) -> Option<PathBuf> {
+        self.conf.director.pid_directory.clone()
+    }
+
+    fn certs(&self) -> &CertStore {
+        &self.certs
+    }
+
+    async fn handle(self: Arc<Self>, tcp: TcpStream, addr: SocketAddr) {
+        let sock = BSock::new(tcp);
+        let setup = self.server_setup();
+        match baculink_net::accept(sock, &setup, |h| self.lookup(h, addr)).await {
+            Ok((sock, peer)) => {
+                info!(
+                    "{} logged in ({}, {})",
+                    peer.label, peer.established.peer_dialect, peer.established.mode
+                );
+                self.console_session(sock, peer).await;
+            }
+            Err(e) => warn!("console login from {addr} refused: {e}"),
+        }
+    }
+}
+
+impl Director {
     /// The Director's name.
     pub fn name(&self) -> &str {
         &self.conf.director.name
     }
 
-    fn lookup(&self, hello: &Hello, addr: Option<SocketAddr>) -> Option<PeerSetup> {
+    fn lookup(&self, hello: &Hello, addr: SocketAddr) -> Option<PeerSetup> {
         let Hello::Console { name, .. } = hello else {
+            warn!("{addr}: a {hello} Hello is not for a Director");
             return None;
         };
-        let at = addr.map(|a| a.to_string()).unwrap_or_default();
         if name == "*UserAgent*" {
             let d = &self.conf.director;
             return Some(login::peer_setup(
                 d.password.clone(),
                 &d.tls,
-                self.director_cert.clone(),
+                self.certs.get(&format!("Director/{}", d.name)),
                 &d.name,
-                format!("Console \"*UserAgent*\" at {at}"),
+                format!("Console \"*UserAgent*\" at {addr}"),
             ));
         }
-        let i = self.conf.consoles.iter().position(|c| &c.name == name)?;
-        let c = &self.conf.consoles[i];
+        let Some(c) = self.conf.consoles.iter().find(|c| &c.name == name) else {
+            warn!("Unable to authenticate console \"{name}\" at {addr}: no Console resource of that name");
+            return None;
+        };
         Some(login::peer_setup(
             c.password.clone(),
             &c.tls,
-            self.console_certs[i].clone(),
+            self.certs.get(&format!("Console/{}", c.name)),
             &self.conf.director.name,
-            format!("Console \"{}\" at {at}", c.name),
+            format!("Console \"{}\" at {addr}", c.name),
         ))
     }
 
@@ -109,71 +154,30 @@ impl Director {
                 version_text: version_text(),
                 dialect: Dialect::V13,
             },
-            timeout: CONSOLE_AUTH_TIMEOUT,
+            timeout: self.auth_timeout,
             damping: true,
         }
     }
 
-    /// Accepts consoles on `listener` until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let (tcp, addr) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let sock = BSock::new(tcp);
-                let setup = me.server_setup();
-                match baculink_net::accept(sock, &setup, |h| me.lookup(h, Some(addr))).await {
-                    Ok((sock, peer)) => {
-                        info!(
-                            "{} logged in ({}, {})",
-                            peer.label, peer.established.peer_dialect, peer.established.mode
-                        );
-                        me.console_session(sock, peer).await;
-                    }
-                    Err(e) => warn!("console login from {addr} refused: {e}"),
-                }
-            });
-        }
-    }
-
-    async fn console_session(&self, mut sock: BSock, peer: baculink_net::Peer) {
-        let id = {
-            let mut n = self.next_id.lock().expect("id lock");
-            *n += 1;
-            *n
+    async fn console_session(&self, mut sock: BSock, peer: Peer) {
+        // Maximum Console Connections: extra consoles wait for a slot.
+        let Ok(_slot) = self.console_slots.clone().acquire_owned().await else {
+            return;
         };
-        self.consoles
-            .lock()
-            .expect("console list")
-            .push(Connection {
-                id,
-                label: peer.label.clone(),
-                addr: peer.addr,
-                dialect: peer.established.peer_dialect,
-                mode: peer.established.mode,
-                facts: peer.tls.clone(),
-                since: SystemTime::now(),
-            });
-        let result = self.command_loop(&mut sock).await;
-        self.consoles
-            .lock()
-            .expect("console list")
-            .retain(|c| c.id != id);
-        if let Err(e) = result {
-            info!("{}: {e}", peer.label);
+        let _link = self.links.add(&peer, "Console", false);
+        let mut session = Session { api: 0 };
+        if let Err(e) = self.command_loop(&mut sock, &mut session).await {
+            debug!("{}: {e}", peer.label);
         }
+        info!("{} disconnected", peer.label);
         sock.close().await;
     }
 
-    async fn command_loop(&self, sock: &mut BSock) -> Result<(), baculink_net::NetError> {
+    async fn command_loop(&self, sock: &mut BSock, s: &mut Session) -> CmdResult {
         loop {
+            if s.api > 0 {
+                sock.signal(Signal::MainPrompt).await?;
+            }
             let cmd = match sock.recv().await? {
                 Packet::Data(d) => baculink_proto::scan::c_text(&d),
                 Packet::Signal(Signal::Terminate) => return Ok(()),
@@ -183,161 +187,436 @@ impl Director {
                 }
                 Packet::Signal(_) => continue,
             };
-            let cmd = cmd.trim();
-            let word = cmd.split_whitespace().next().unwrap_or("");
-            match word {
-                "quit" | "exit" | ".quit" | ".exit" => return Ok(()),
-                "version" => {
-                    sock.send_text(&format!(
-                        "{} Version: {} {} {} \n",
-                        self.name(),
-                        version_text(),
-                        std::env::consts::ARCH,
-                        std::env::consts::OS
-                    ))
-                    .await?
+            let cmd = cmd.trim().to_string();
+            let word = cmd.split_whitespace().next().unwrap_or("").to_string();
+            if matches!(word.as_str(), "quit" | "exit" | ".quit" | ".exit") {
+                return Ok(());
+            }
+            let api_before = s.api;
+            if api_before > 0 {
+                sock.signal(Signal::CmdBegin).await?;
+            }
+            let ok = self.dispatch(sock, s, &word, &cmd).await?;
+            if api_before > 0 {
+                sock.signal(if ok { Signal::CmdOk } else { Signal::CmdFailed })
+                    .await?;
+            } else {
+                sock.signal(Signal::Eod).await?;
+            }
+        }
+    }
+
+    /// Runs one command; false when it failed.
+    async fn dispatch(
+        &self,
+        sock: &mut BSock,
+        s: &mut Session,
+        word: &str,
+        cmd: &str,
+    ) -> Result<bool, NetError> {
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        match word {
+            "version" => {
+                sock.send_text(&format!(
+                    "{} Version: {} {} \n",
+                    self.name(),
+                    version_text(),
+                    uname()
+                ))
+                .await?;
+            }
+            "status" | ".status" => return self.status(sock, word == ".status", &args).await,
+            "messages" => sock.send_text("You have no messages.\n").await?,
+            ".messages" | ".msgs" | "" => {}
+            ".api" => {
+                s.api = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
+            }
+            ".clients" => {
+                for c in &self.conf.clients {
+                    sock.send_text(&format!("{}\n", c.name)).await?;
                 }
-                "status" | ".status" => {
+            }
+            ".storage" => {
+                for c in &self.conf.storages {
+                    sock.send_text(&format!("{}\n", c.name)).await?;
+                }
+            }
+            ".consoles" => {
+                for c in &self.conf.consoles {
+                    sock.send_text(&format!("{}\n", c.name)).await?;
+                }
+            }
+            "help" | ".help" => sock.send_text(HELP).await?,
+            other => {
+                sock.send_text(&format!("{other}: is an invalid command.\n"))
+                    .await?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `status [dir|client[=NAME]|storage[=NAME]]` and `.status ...`.
+    async fn status(&self, sock: &mut BSock, dot: bool, args: &[&str]) -> Result<bool, NetError> {
+        let first = args.first().copied().unwrap_or("dir");
+        let (what, name) = match first.split_once('=') {
+            Some((w, n)) => (w, Some(n)),
+            None => (first, None),
+        };
+        let rest: Vec<&str> = args.iter().skip(1).copied().collect();
+        match what.to_ascii_lowercase().as_str() {
+            "dir" | "director" => {
+                if dot {
+                    let what = rest.first().copied().unwrap_or("header");
+                    for line in self.dot_status_dir(what) {
+                        sock.send_text(&line).await?;
+                    }
+                } else {
                     for line in self.status_dir() {
                         sock.send_text(&line).await?;
                     }
                 }
-                "messages" => sock.send_text("You have no messages.\n").await?,
-                ".messages" | "" => {}
-                "help" => {
-                    sock.send_text(
-                        "  Command       Description\n  =======       ===========\n  \
-                         help          Print help on specific commands\n  \
-                         messages      Display pending messages\n  \
-                         quit          Terminate Bconsole session\n  \
-                         status        Report status (status dir)\n  \
-                         version       Print Director version\n",
-                    )
-                    .await?
-                }
-                other => {
-                    sock.send_text(&format!("{other}: is an invalid command.\n"))
-                        .await?
-                }
+                Ok(true)
             }
-            sock.signal(Signal::Eod).await?;
+            "client" => {
+                let Some(client) = self.pick(&self.conf.clients, name, |c| &c.name) else {
+                    sock.send_text(&format!("Client \"{}\" not found.\n", name.unwrap_or("")))
+                        .await?;
+                    return Ok(false);
+                };
+                if name.is_none() {
+                    sock.send_text(&format!("Automatically selected Client: {}\n", client.name))
+                        .await?;
+                }
+                let cmd = if dot {
+                    format!(".status {}", rest.join(" "))
+                } else {
+                    "status".into()
+                };
+                self.relay_client(sock, client, &cmd).await
+            }
+            "storage" => {
+                let Some(st) = self.pick(&self.conf.storages, name, |s| &s.name) else {
+                    sock.send_text(&format!("Storage \"{}\" not found.\n", name.unwrap_or("")))
+                        .await?;
+                    return Ok(false);
+                };
+                if name.is_none() {
+                    sock.send_text(&format!("Automatically selected Storage: {}\n", st.name))
+                        .await?;
+                }
+                let cmd = if dot {
+                    format!(".status {}", rest.join(" "))
+                } else {
+                    "status".into()
+                };
+                self.relay_storage(sock, st, &cmd).await
+            }
+            other => {
+                sock.send_text(&format!(
+                    "Unknown status target \"{other}\": use dir, client=NAME or storage=NAME.\n"
+                ))
+                .await?;
+                Ok(false)
+            }
         }
     }
 
-    /// `status dir` lines, with the TLS facts of every live console.
+    fn pick<'a, T>(
+        &self,
+        list: &'a [T],
+        name: Option<&str>,
+        get: impl Fn(&T) -> &String,
+    ) -> Option<&'a T> {
+        match name {
+            Some(n) => list.iter().find(|x| get(x) == n),
+            None => list.first(),
+        }
+    }
+
+    /// Logs in to a file daemon as this Director (the Client resource's
+    /// password and TLS), sends the job line every FD connection starts with,
+    /// runs `cmd` and relays the reply to the console.
+    async fn relay_client(
+        &self,
+        con: &mut BSock,
+        c: &baculink_conf::dir::Client,
+        cmd: &str,
+    ) -> Result<bool, NetError> {
+        con.send_text(&format!(
+            "Connecting to Client {} at {}:{}\n",
+            c.name, c.address, c.port
+        ))
+        .await?;
+        let setup = login::client_setup(
+            Hello::Director {
+                name: self.name().to_string(),
+                version: Some(hello::DIRECTOR_VERSION_V13),
+                tlspsk: None,
+            },
+            c.password.clone(),
+            &c.tls,
+            self.certs.get(&format!("Client/{}", c.name)),
+            self.name(),
+            &c.address,
+            format!("File daemon \"{}\" at {}:{}", c.name, c.address, c.port),
+            Dialect::V13,
+            self.auth_timeout,
+        );
+        let (mut fd, peer) = match baculink_net::connect(&c.address, c.port, &setup).await {
+            Ok(x) => x,
+            Err(e) => {
+                let class = login::FailureClass::of(&e);
+                warn!("{}: {e}", setup.label);
+                con.send_text(&format!(
+                    "Failed to connect to Client {}: {}: {e}\n",
+                    c.name,
+                    class.headline()
+                ))
+                .await?;
+                return Ok(false);
+            }
+        };
+        let _link = self.links.add(&peer, "File daemon", true);
+        let job = format!(
+            "JobId=0 Job=-Console-.{} SDid=0 SDtime=0 Authorization=dummy\n",
+            job_stamp()
+        );
+        let ok = async {
+            fd.send_text(&job).await?;
+            let reply = fd.recv_timeout(self.auth_timeout).await?;
+            let text = reply.text().unwrap_or_default();
+            if !text.starts_with("2000 OK Job") {
+                return Ok::<_, NetError>(Err(text));
+            }
+            fd.send_text(cmd).await?;
+            relay(&mut fd, con).await?;
+            Ok(Ok(()))
+        }
+        .await;
+        let _ = fd.signal(Signal::Terminate).await;
+        fd.close().await;
+        match ok {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(text)) => {
+                con.send_text(&format!(
+                    "File daemon {} rejected the job line: {}\n",
+                    c.name,
+                    text.trim_end()
+                ))
+                .await?;
+                Ok(false)
+            }
+            Err(e) => {
+                con.send_text(&format!("Connection to Client {} failed: {e}\n", c.name))
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Logs in to a storage daemon (the Storage resource's password and
+    /// TLS), runs `cmd` and relays the reply.
+    async fn relay_storage(
+        &self,
+        con: &mut BSock,
+        s: &baculink_conf::dir::Storage,
+        cmd: &str,
+    ) -> Result<bool, NetError> {
+        con.send_text(&format!(
+            "Connecting to Storage daemon {} at {}:{}\n",
+            s.name, s.address, s.port
+        ))
+        .await?;
+        let setup = login::client_setup(
+            Hello::DirectorToSd {
+                name: self.name().to_string(),
+                version: Some(hello::DIRECTOR_VERSION_V13),
+                tlspsk: None,
+            },
+            s.password.clone(),
+            &s.tls,
+            self.certs.get(&format!("Storage/{}", s.name)),
+            self.name(),
+            &s.address,
+            format!("Storage daemon \"{}\" at {}:{}", s.name, s.address, s.port),
+            Dialect::V13,
+            self.auth_timeout,
+        );
+        let (mut sd, peer) = match baculink_net::connect(&s.address, s.port, &setup).await {
+            Ok(x) => x,
+            Err(e) => {
+                let class = login::FailureClass::of(&e);
+                warn!("{}: {e}", setup.label);
+                con.send_text(&format!(
+                    "Failed to connect to Storage daemon {}: {}: {e}\n",
+                    s.name,
+                    class.headline()
+                ))
+                .await?;
+                return Ok(false);
+            }
+        };
+        if peer.established.peer_version.unwrap_or(0) < 2 {
+            con.send_text(&format!(
+                "Older Storage daemon at \"{}:{}\" incompatible with this Director.\n",
+                s.address, s.port
+            ))
+            .await?;
+            sd.close().await;
+            return Ok(false);
+        }
+        let _link = self.links.add(&peer, "Storage daemon", true);
+        let r = async {
+            sd.send_text(cmd).await?;
+            relay(&mut sd, con).await
+        }
+        .await;
+        let _ = sd.signal(Signal::Terminate).await;
+        sd.close().await;
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                con.send_text(&format!(
+                    "Connection to Storage daemon {} failed: {e}\n",
+                    s.name
+                ))
+                .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// `status dir` lines: Bacula's header, then every live link with its TLS facts.
     fn status_dir(&self) -> Vec<String> {
         let mut out = vec![
+            format!("{} Version: {} {}\n", self.name(), version_text(), uname()),
+            format!("Daemon started {}\n", bacula_time(self.started)),
             format!(
-                "{} Version: {} {} {}\n",
-                self.name(),
-                version_text(),
-                std::env::consts::ARCH,
-                std::env::consts::OS
+                " Jobs: run=0, running=0 max=%{} consoles={}/{}\n",
+                self.conf.director.max_concurrent_jobs,
+                self.links.count("Console"),
+                self.conf.director.max_console_connections
+            )
+            .replace("max=%", "max="),
+            format!(
+                " Res: njobs={} nclients={} nstores={} npools={} ncats={} nfsets={} nscheds={}\n",
+                self.conf.jobs.len(),
+                self.conf.clients.len(),
+                self.conf.storages.len(),
+                self.conf.pools.len(),
+                self.conf.catalogs.len(),
+                self.conf.filesets.len(),
+                self.conf.schedules.len()
             ),
-            format!("Daemon started {}\n", since(self.started)),
-            "\nRunning Jobs:\n".to_string(),
+            "\nScheduled Jobs:\nNo Scheduled Jobs.\n====\n".into(),
+            "\nRunning Jobs:\n".into(),
         ];
-        for c in self.consoles.lock().expect("console list").iter() {
-            let using = if c.mode == baculink_proto::negotiate::Mode::Clear {
+        for l in self.links.snapshot().iter().filter(|l| l.role == "Console") {
+            let using = if l.mode == baculink_proto::negotiate::Mode::Clear {
                 ""
             } else {
                 "using TLS "
             };
-            out.push(format!("Console connected {using}at {}\n", since(c.since)));
             out.push(format!(
-                "    {}\n",
-                describe_link(&c.label, c.addr, c.dialect, c.mode, c.facts.as_ref())
+                "Console connected {using}at {}\n",
+                bacula_time(l.since)
             ));
         }
         out.push("No Jobs running.\n====\n".into());
+        out.extend(self.links.status_lines());
+        out.push("\nNo Terminated Jobs.\n====\n".into());
         out
     }
-}
 
-/// One line describing a live link's security, shared by every `status`.
-pub fn describe_link(
-    label: &str,
-    addr: Option<SocketAddr>,
-    dialect: Dialect,
-    mode: baculink_proto::negotiate::Mode,
-    facts: Option<&SessionFacts>,
-) -> String {
-    let _ = addr;
-    let mut s = format!("{label}: dialect {dialect}, mode {mode}");
-    if let Some(f) = facts {
-        s.push_str(&format!(", {} {}", f.version, f.cipher));
-        if let Some(sub) = &f.peer_subject {
-            s.push_str(&format!(", peer {sub}"));
-        }
-        if let Some(d) = f.peer_days_left {
-            s.push_str(&format!(", certificate expires in {d} days"));
+    /// `.status dir <what>` for tools.
+    fn dot_status_dir(&self, what: &str) -> Vec<String> {
+        match what {
+            "current" | "last" => vec!["1000 OK .status\n".into()],
+            "running" => {
+                let mut v = vec![];
+                for l in self.links.snapshot() {
+                    v.push(format!(
+                        "\nLink={}\nAddress={}\nRole={}\nDialect={}\nMode={}\nTLSVersion={}\nCipher={}\nPeerSubject={}\n",
+                        l.label,
+                        l.addr.map(|a| a.to_string()).unwrap_or_default(),
+                        l.role,
+                        l.dialect,
+                        l.mode,
+                        l.facts.as_ref().map(|f| f.version.as_str()).unwrap_or(""),
+                        l.facts.as_ref().map(|f| f.cipher.as_str()).unwrap_or(""),
+                        l.facts.as_ref().and_then(|f| f.peer_subject.as_deref()).unwrap_or(""),
+                    ));
+                }
+                v
+            }
+            _ => {
+                let started = self
+                    .started
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                vec![format!(
+                    "header:\nname={}\nversion={}\nuname={}\nstarted_epoch={started}\npid={}\njobs_run=0\njobs_running=0\nnclients={}\nnstores={}\n\n",
+                    self.name(),
+                    version_text(),
+                    uname(),
+                    std::process::id(),
+                    self.conf.clients.len(),
+                    self.conf.storages.len()
+                )]
+            }
         }
     }
-    s
 }
 
-fn since(t: SystemTime) -> String {
-    let secs = SystemTime::now()
-        .duration_since(t)
-        .map(|d| d.as_secs())
+/// Per-console state.
+struct Session {
+    api: u32,
+}
+
+/// Relays a daemon's reply packets to the console until its EOD.
+async fn relay(from: &mut BSock, to: &mut BSock) -> Result<(), NetError> {
+    loop {
+        match from.recv_timeout(Duration::from_secs(300)).await? {
+            Packet::Data(d) => {
+                let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
+                to.send(&Packet::data(&d[..end])).await?;
+            }
+            Packet::Signal(Signal::Eod | Signal::Terminate) => return Ok(()),
+            Packet::Signal(_) => {}
+        }
+    }
+}
+
+const HELP: &str = "  Command       Description\n  =======       ===========\n  \
+help          Print help on specific commands\n  \
+messages      Display pending messages\n  \
+quit          Terminate Bconsole session\n  \
+status        Report status: status dir | client=NAME | storage=NAME\n  \
+version       Print Director version\n  \
+.api          Switch the API level (0, 1, 2)\n  \
+.status       Machine-readable status: .status dir|client=NAME|storage=NAME header|running|current\n";
+
+/// A job name suffix `YYYY-MM-DD_HH.MM.SS_NN`-like, unique per connection.
+pub fn job_stamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
         .unwrap_or(0);
-    format!("{secs} s ago")
+    format!("{}_{:03}", now / 1000, now % 1000)
+}
+
+/// `HOST_OS DISTNAME DISTVER` in Bacula's `version` line.
+pub fn uname() -> String {
+    format!(
+        "{}-{} baculink rust",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
 }
 
 /// The text after `Version: ` in our final line and `version` output.
 pub fn version_text() -> String {
     format!("{} (baculink)", env!("CARGO_PKG_VERSION"))
-}
-
-/// Loads and checks a Director config; `-t` stops here.
-pub fn load(path: &std::path::Path) -> Result<Director, String> {
-    let (conf, warnings) = DirectorConfig::load(path).map_err(|e| e.to_string())?;
-    baculink_conf::log_warnings(&warnings);
-    conf.validate_tls().map_err(|e| e.to_string())?;
-    Director::new(conf)
-}
-
-pub async fn main(flags: DaemonFlags) -> ExitCode {
-    let dir = match load(&flags.config) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("baculink dir: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if flags.test {
-        return ExitCode::SUCCESS;
-    }
-    let addr = format!(
-        "{}:{}",
-        dir.conf.director.address.as_deref().unwrap_or("0.0.0.0"),
-        dir.conf.director.port
-    );
-    let listener = match TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("baculink dir: cannot listen on {addr}: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    info!("Director \"{}\" listening on {addr}", dir.name());
-    let dir = Arc::new(dir);
-    tokio::select! {
-        _ = dir.serve(listener) => {}
-        _ = shutdown_signal() => info!("shutting down"),
-    }
-    ExitCode::SUCCESS
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -1,11 +1,17 @@
 //! `baculink`: Bacula-compatible director, file daemon, storage daemon and
 //! console over Bacula TLS, plus the `probe`, `certs`, `check` and `demo` tools.
 
+mod certs;
+mod check;
 mod cli;
+mod console;
+mod daemon;
 mod demo;
 mod director;
+mod fd;
 mod login;
 mod probe;
+mod sd;
 
 use std::process::ExitCode;
 

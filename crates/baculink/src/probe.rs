@@ -245,53 +245,12 @@ fn chrono_like_now() -> String {
 }
 
 /// Finds the peer to log in to from the config and the arguments.
-fn resolve(args: &ProbeArgs) -> Result<Target, String> {
+pub fn resolve(args: &ProbeArgs) -> Result<Target, String> {
     use baculink_conf::AnyConfig;
     let (conf, warnings) = baculink_conf::load_any(&args.config).map_err(|e| e.to_string())?;
     baculink_conf::log_warnings(&warnings);
     match conf {
-        AnyConfig::Console(c) => {
-            let dir = match &args.director {
-                Some(n) => c.directors.iter().find(|d| &d.name == n).ok_or_else(|| {
-                    format!(
-                        "{}: no Director resource named {n:?}",
-                        args.config.display()
-                    )
-                })?,
-                None => c
-                    .directors
-                    .first()
-                    .ok_or_else(|| format!("{}: no Director resource", args.config.display()))?,
-            };
-            // A Console resource bound to this Director makes a named console.
-            let named = c.consoles.iter().find(|k| {
-                k.director
-                    .as_deref()
-                    .map_or(c.directors.len() == 1, |d| d == dir.name)
-            });
-            let (name, key, tls) = match named {
-                Some(k) => (k.name.clone(), k.password.clone(), k.tls.clone()),
-                None => (
-                    "*UserAgent*".to_string(),
-                    dir.password.clone(),
-                    dir.tls.clone(),
-                ),
-            };
-            Ok(Target {
-                class: "Director",
-                name: dir.name.clone(),
-                host: dir.address.clone().unwrap_or_else(|| "localhost".into()),
-                port: dir.port,
-                hello: Hello::Console {
-                    name,
-                    version: Some(hello::CONSOLE_VERSION_V13),
-                    tlspsk: None,
-                },
-                key,
-                tls,
-                our_name: "bconsole".into(),
-            })
-        }
+        AnyConfig::Console(c) => console_target(&c, args.director.as_deref()),
         AnyConfig::Director(d) => {
             let our = d.director.name.clone();
             if let Some(n) = &args.client {
@@ -342,4 +301,53 @@ fn resolve(args: &ProbeArgs) -> Result<Target, String> {
             args.config.display()
         )),
     }
+}
+
+/// The Director a console logs in to, from a bconsole.conf: the named
+/// Director resource (or the first), as a named console when a Console
+/// resource is bound to it, else as the default console.
+pub fn console_target(
+    c: &baculink_conf::ConsoleConfig,
+    director: Option<&str>,
+) -> Result<Target, String> {
+    let path = c.path.display();
+    let dir = match director {
+        Some(n) => c
+            .directors
+            .iter()
+            .find(|d| d.name == n)
+            .ok_or_else(|| format!("{path}: no Director resource named {n:?}"))?,
+        None => c
+            .directors
+            .first()
+            .ok_or_else(|| format!("{path}: no Director resource"))?,
+    };
+    // A Console resource bound to this Director makes a named console.
+    let named = c.consoles.iter().find(|k| {
+        k.director
+            .as_deref()
+            .map_or(c.directors.len() == 1, |d| d == dir.name)
+    });
+    let (name, key, tls) = match named {
+        Some(k) => (k.name.clone(), k.password.clone(), k.tls.clone()),
+        None => (
+            "*UserAgent*".to_string(),
+            dir.password.clone(),
+            dir.tls.clone(),
+        ),
+    };
+    Ok(Target {
+        class: "Director",
+        name: dir.name.clone(),
+        host: dir.address.clone().unwrap_or_else(|| "localhost".into()),
+        port: dir.port,
+        hello: Hello::Console {
+            name,
+            version: Some(hello::CONSOLE_VERSION_V13),
+            tlspsk: None,
+        },
+        key,
+        tls,
+        our_name: "bconsole".into(),
+    })
 }

@@ -20,10 +20,13 @@ fn run(mode: &str) {
     assert!(text.contains("(baculink)"), "our director answered: {text}");
     if mode == "clear" {
         assert!(text.contains("Console connected at"), "{text}");
-        assert!(text.contains("mode clear"), "{text}");
+        assert!(text.contains("dialect 9.6, clear"), "{text}");
     } else {
         assert!(text.contains("Console connected using TLS at"), "{text}");
-        assert!(text.contains("dialect 9.6, mode tls, TLSv1.3"), "{text}");
+        assert!(
+            text.contains("dialect 9.6, certificate TLS, TLSv1.3"),
+            "{text}"
+        );
         assert!(text.contains("CN=bconsole"), "{text}");
     }
 }
