@@ -195,7 +195,7 @@ fn report(args: &ProbeArgs, target: &Target, peer: &Peer, reply: Option<&str>) {
 }
 
 /// Runs one command and collects the reply up to the end of its output.
-async fn run_command(sock: &mut BSock, target: &Target, cmd: &str) -> Result<String, String> {
+pub async fn run_command(sock: &mut BSock, target: &Target, cmd: &str) -> Result<String, String> {
     let limit = Duration::from_secs(60);
     if matches!(target.hello, Hello::Director { .. }) {
         // Every Director -> FD connection starts with a job line (protocol-jobs.md §3.1).

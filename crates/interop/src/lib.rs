@@ -218,6 +218,11 @@ pub struct OurDaemon {
 impl OurDaemon {
     /// Starts `baculink KIND -f -c CONFIG` and waits until `port` accepts connections.
     pub fn start(kind: &str, config: &Path, port: u16, log_dir: &Path) -> OurDaemon {
+        Self::start_with(kind, config, port, log_dir, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra daemon arguments (e.g. `--auth-timeout 3`).
+    pub fn start_with(kind: &str, config: &Path, port: u16, log_dir: &Path, extra: &[&str]) -> OurDaemon {
         let log = log_dir.join(format!("baculink-{kind}.log"));
         let file = std::fs::File::create(&log).expect("create daemon log");
         let child = Command::new(baculink_bin())
@@ -227,6 +232,7 @@ impl OurDaemon {
             .arg("20")
             .arg("-c")
             .arg(config)
+            .args(extra)
             .stdout(file.try_clone().expect("dup log"))
             .stderr(file)
             .spawn()
@@ -234,8 +240,7 @@ impl OurDaemon {
         let mut d = OurDaemon { child, log };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                // That probe connection is a bad Hello for the daemon; harmless.
+            if port_listening(port) {
                 return d;
             }
             if let Ok(Some(status)) = d.child.try_wait() {
@@ -262,4 +267,18 @@ impl Drop for OurDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether something listens on this TCP port (read from /proc, so the check
+/// opens no connection the daemon would have to log as bad input).
+pub fn port_listening(port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && cols[1].ends_with(&hex) && cols[3] == "0A"
+            })
+        })
+    })
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baculink_proto::handshake::{
-    ClientConfig, ClientHandshake, Established, Input, Local, Nonce, Output, ServerConfig,
-    ServerHandshake, TlsKind,
+    ClientConfig, ClientHandshake, Established, Input, Local, Nonce, Output, Refusal, RefusalReason,
+    ServerConfig, ServerHandshake, TlsKind,
 };
 use baculink_proto::hello::Hello;
 use baculink_proto::negotiate::Mode;
@@ -208,14 +208,22 @@ where
 {
     let secs = setup.timeout.as_secs();
     let label = sock.peer_name().to_string();
+    let started = tokio::time::Instant::now();
     let result = tokio::time::timeout(setup.timeout, server_steps(&mut sock, setup, lookup)).await;
     match result {
         Ok(Ok(peer)) => Ok((sock, peer)),
         Ok(Err((e, delay))) => {
-            if setup.damping && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            sock.close().await;
+            // The damping delay never stretches a login past its timeout.
+            // The connection stays open (and silent) for the delay in its own
+            // task, so the caller can log and move on at once.
+            let left = setup.timeout.saturating_sub(started.elapsed());
+            let delay = if setup.damping { delay.min(left) } else { Duration::ZERO };
+            tokio::spawn(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                sock.close().await;
+            });
             Err(e)
         }
         Err(_) => {
@@ -327,6 +335,27 @@ async fn start_tls(
     let raw = sock
         .take_raw()
         .ok_or_else(|| LoginError::Config("TLS requested twice on one connection".into()))?;
+    if matches!(side, Side::Server) {
+        // A TLS ClientHello starts with a handshake record (0x16). Anything
+        // else means the peer agreed to TLS but kept talking clear text.
+        match raw.peek_byte().await {
+            Ok(Some(0x16)) => {}
+            Ok(first) => {
+                return Err(LoginError::Refused {
+                    peer: label.to_string(),
+                    refusal: Refusal {
+                        reason: RefusalReason::PeerIgnoredTls(format!(
+                            "TLS was agreed but the peer continued in clear text (first byte {})",
+                            first.map(|b| format!("0x{b:02x}")).unwrap_or_else(|| "none: connection closed".into())
+                        )),
+                        delay: Duration::from_secs(5),
+                    },
+                    tls: None,
+                })
+            }
+            Err(e) => return Err(NetError::Io { peer: label.to_string(), source: e }.into()),
+        }
+    }
     let stream = match (kind, side) {
         (TlsKind::Psk, Side::Client { .. }) => baculink_tls::connect_psk(key, raw).await,
         (TlsKind::Psk, Side::Server) => baculink_tls::accept_psk(key, raw).await,

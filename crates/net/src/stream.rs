@@ -49,6 +49,19 @@ impl Raw {
         self.tcp.as_ref()
     }
 
+    /// The first byte the peer sends next, without consuming it (waits for it).
+    pub(crate) async fn peek_byte(&self) -> io::Result<Option<u8>> {
+        if let Some(b) = self.prefix.first() {
+            return Ok(Some(*b));
+        }
+        let Some(tcp) = self.tcp.as_ref() else {
+            return Err(Raw::gone());
+        };
+        let mut b = [0u8; 1];
+        let n = tcp.peek(&mut b).await?;
+        Ok((n == 1).then_some(b[0]))
+    }
+
     fn gone() -> io::Error {
         io::Error::new(io::ErrorKind::NotConnected, "socket handed over")
     }
