@@ -1,0 +1,173 @@
+//! The File daemon's `status` and `.status` replies and version strings
+//! (protocol-jobs.md §3.1-3.3), plus our section listing every live link
+//! with its TLS facts.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use baculink_proto::negotiate::Mode;
+
+use super::FileDaemon;
+use crate::daemon::{bacula_time, Link};
+
+/// The text after `Version: ` in `status`, e.g. `0.1.0 (baculink)`.
+pub fn version_text() -> String {
+    format!("{} (baculink)", env!("CARGO_PKG_VERSION"))
+}
+
+/// Host OS words, e.g. `x86_64-linux baculink rust`.
+pub fn uname() -> String {
+    format!(
+        "{}-{} baculink rust",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
+/// The answer to the job line, without a newline like Bacula's:
+/// `2000 OK Job <version> (<date>) <os>,<dist>,<distver>`.
+pub fn job_reply() -> String {
+    format!(
+        "2000 OK Job {} (baculink) {}-{},baculink,rust",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn iso_time(t: SystemTime) -> String {
+    let secs = epoch(t);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        (secs % 86_400) / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn directors(fd: &FileDaemon) -> Vec<Link> {
+    fd.links
+        .snapshot()
+        .into_iter()
+        .filter(|l| l.role == "Director")
+        .collect()
+}
+
+/// `status`: Bacula's header, running and terminated sections, and our
+/// `Connections:` section (every live link with its TLS facts). Each
+/// string is one packet; the caller sends `"\n"` before and EOD after.
+pub fn status_lines(fd: &FileDaemon) -> Vec<String> {
+    let mut out = vec![
+        format!("{} Version: {} {}\n", fd.name(), version_text(), uname()),
+        format!(
+            "Daemon started {}. Jobs: run=0 running=0.\n",
+            bacula_time(fd.started)
+        ),
+        format!(
+            " Sizes: debug={} trace={} maxjobs={} bwlimit=0kB/s\n",
+            fd.debug_level.load(Ordering::Relaxed),
+            fd.trace.load(Ordering::Relaxed),
+            fd.conf.file_daemon.max_concurrent_jobs
+        ),
+        "\nRunning Jobs:\n".into(),
+    ];
+    for l in directors(fd) {
+        let using = if l.mode == Mode::Clear {
+            ""
+        } else {
+            "using TLS "
+        };
+        out.push(format!(
+            "Director connected {using}at: {}\n",
+            bacula_time(l.since)
+        ));
+    }
+    out.push("No Jobs running.\n====\n".into());
+    out.extend(fd.links.status_lines());
+    out.push("\nTerminated Jobs:\nNo Terminated Jobs.\n====\n".into());
+    out
+}
+
+/// `.status <what> [api=N] [api_opts=X]`; None for an unknown `<what>`.
+pub fn dot_status(fd: &FileDaemon, cmd: &str) -> Option<Vec<String>> {
+    let what = cmd.split_whitespace().nth(1).unwrap_or("");
+    match what {
+        // No job runs or has run here yet: the OK line alone.
+        "current" | "last" => Some(vec!["2000 OK .status\n".into()]),
+        "terminated" => Some(Vec::new()),
+        "header" => Some(vec![header(fd)]),
+        "running" => Some(fd.links.snapshot().iter().map(running_block).collect()),
+        _ => None,
+    }
+}
+
+fn header(fd: &FileDaemon) -> String {
+    format!(
+        "header:\nname={}\nversion={}\nuname={}\nstarted_epoch={}\nstarted={}\npid={}\n\
+         jobs_run=0\njobs_running=0\nwinver=\ndebug={}\ntrace={}\nbwlimit=0\nplugins=\n\n",
+        fd.name(),
+        version_text(),
+        uname(),
+        epoch(fd.started),
+        iso_time(fd.started),
+        std::process::id(),
+        fd.debug_level.load(Ordering::Relaxed),
+        fd.trace.load(Ordering::Relaxed),
+    )
+}
+
+/// One key=value block per live link: Bacula's `DirectorConnected` keys for
+/// Directors, then the link's TLS facts.
+fn running_block(l: &Link) -> String {
+    let mut s = String::from("\n");
+    if l.role == "Director" {
+        s.push_str(&format!(
+            "DirectorConnected_epoch={}\nDirectorConnected={}\nDirTLS={}\n",
+            epoch(l.since),
+            iso_time(l.since),
+            u8::from(l.mode != Mode::Clear)
+        ));
+    }
+    let facts = l.facts.as_ref();
+    s.push_str(&format!(
+        "Link={}\nRole={}\nOutgoing={}\nAddress={}\nDialect={}\nMode={}\nLoginMode={}\n\
+         TLSVersion={}\nCipher={}\nPeerSubject={}\nPeerExpiresDays={}\n",
+        l.label,
+        l.role,
+        u8::from(l.outgoing),
+        l.addr.map(|a| a.to_string()).unwrap_or_default(),
+        l.dialect,
+        l.mode,
+        l.login_mode,
+        facts.map(|f| f.version.as_str()).unwrap_or(""),
+        facts.map(|f| f.cipher.as_str()).unwrap_or(""),
+        facts.and_then(|f| f.peer_subject.as_deref()).unwrap_or(""),
+        facts
+            .and_then(|f| f.peer_days_left)
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+    ));
+    s
+}
