@@ -77,8 +77,15 @@ fn prepare(dir: &Path, p: &Ports, with_certs: bool) -> Result<[PathBuf; 4], Stri
         let ca = Ca::new("baculink demo CA").map_err(|e| e.to_string())?;
         certgen::write_cert_pem(&certs.join("ca.pem"), &ca.cert).map_err(|e| e.to_string())?;
         let lo: IpAddr = "127.0.0.1".parse().expect("loopback literal");
-        for (file, cn) in [("dir", "demo-dir"), ("fd", "demo-fd"), ("sd", "demo-sd"), ("console", "demo-console")] {
-            let (c, k) = ca.issue(cn, &["localhost"], &[lo], 365).map_err(|e| e.to_string())?;
+        for (file, cn) in [
+            ("dir", "demo-dir"),
+            ("fd", "demo-fd"),
+            ("sd", "demo-sd"),
+            ("console", "demo-console"),
+        ] {
+            let (c, k) = ca
+                .issue(cn, &["localhost"], &[lo], 365)
+                .map_err(|e| e.to_string())?;
             certgen::write_pem_files(&certs, file, &c, &k).map_err(|e| e.to_string())?;
         }
         certgen::write_dh_file(&certs.join("dh2048.pem")).map_err(|e| e.to_string())?;
@@ -159,15 +166,22 @@ pub async fn main(args: DemoArgs) -> ExitCode {
 }
 
 async fn bind() -> Result<(TcpListener, u16), String> {
-    let l = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let port = l.local_addr().map_err(|e| e.to_string())?.port();
     Ok((l, port))
 }
 
 /// Starts one daemon in this process from its config file.
-fn start<D: Daemon>(conf: &Path, listener: TcpListener) -> Result<tokio::task::JoinHandle<()>, String> {
+fn start<D: Daemon>(
+    conf: &Path,
+    listener: TcpListener,
+) -> Result<tokio::task::JoinHandle<()>, String> {
     let d = Arc::new(D::load(conf, Duration::from_secs(30))?);
-    Ok(tokio::spawn(daemon::serve(listener, move |tcp, addr| d.clone().handle(tcp, addr))))
+    Ok(tokio::spawn(daemon::serve(listener, move |tcp, addr| {
+        d.clone().handle(tcp, addr)
+    })))
 }
 
 async fn run(args: DemoArgs) -> Result<(), String> {
@@ -188,9 +202,17 @@ async fn run(args: DemoArgs) -> Result<(), String> {
     let (dl, dir_port) = bind().await?;
     let (fl, fd_port) = bind().await?;
     let (sl, sd_port) = bind().await?;
-    let ports = Ports { dir: dir_port, fd: fd_port, sd: sd_port };
+    let ports = Ports {
+        dir: dir_port,
+        fd: fd_port,
+        sd: sd_port,
+    };
     let [dir_conf, fd_conf, sd_conf, con_conf] = prepare(&dir, &ports, args.certs)?;
-    let kind = if args.certs { "certificate TLS" } else { "TLS-PSK (no certificates configured)" };
+    let kind = if args.certs {
+        "certificate TLS"
+    } else {
+        "TLS-PSK (no certificates configured)"
+    };
     println!("baculink demo ({kind}): configs in {}", dir.display());
     let tasks = [
         start::<Director>(&dir_conf, dl)?,
@@ -210,7 +232,8 @@ async fn run(args: DemoArgs) -> Result<(), String> {
 
 /// Logs in as a console and runs `status` on every link.
 async fn console_round(con_conf: &Path) -> Result<(), String> {
-    let (conf, warnings) = baculink_conf::ConsoleConfig::load(con_conf).map_err(|e| e.to_string())?;
+    let (conf, warnings) =
+        baculink_conf::ConsoleConfig::load(con_conf).map_err(|e| e.to_string())?;
     baculink_conf::log_warnings(&warnings);
     let target = probe::console_target(&conf, None)?;
     let cert = login::cert_context(&target.tls, TlsRole::Client).map_err(|e| e.to_string())?;
@@ -221,7 +244,10 @@ async fn console_round(con_conf: &Path) -> Result<(), String> {
         cert,
         &target.our_name,
         &target.host,
-        format!("Director \"{}\" at {}:{}", target.name, target.host, target.port),
+        format!(
+            "Director \"{}\" at {}:{}",
+            target.name, target.host, target.port
+        ),
         baculink_proto::negotiate::Dialect::V13,
         Duration::from_secs(30),
     );
@@ -236,8 +262,14 @@ async fn console_round(con_conf: &Path) -> Result<(), String> {
     )];
     for (cmd, marker) in [
         ("status dir", None),
-        ("status client=demo-fd", Some(("director -> file daemon", "from Director"))),
-        ("status storage=File1", Some(("director -> storage daemon", "from Director"))),
+        (
+            "status client=demo-fd",
+            Some(("director -> file daemon", "from Director")),
+        ),
+        (
+            "status storage=File1",
+            Some(("director -> storage daemon", "from Director")),
+        ),
     ] {
         println!("\n* {cmd}");
         let reply = probe::run_command(&mut sock, &target, cmd).await?;
@@ -247,8 +279,13 @@ async fn console_round(con_conf: &Path) -> Result<(), String> {
                 .lines()
                 .find(|l| l.contains(needle) && l.contains("dialect"))
                 .ok_or_else(|| format!("`{cmd}` did not show the link's TLS facts"))?;
-            let facts_only = line.split_once(": dialect").map(|x| format!("dialect{}", x.1));
-            facts.push(format!("{what:<26}: {}", facts_only.unwrap_or_else(|| line.trim().to_string())));
+            let facts_only = line
+                .split_once(": dialect")
+                .map(|x| format!("dialect{}", x.1));
+            facts.push(format!(
+                "{what:<26}: {}",
+                facts_only.unwrap_or_else(|| line.trim().to_string())
+            ));
         }
     }
     let _ = sock.signal(baculink_proto::frame::Signal::Terminate).await;
@@ -260,7 +297,10 @@ async fn console_round(con_conf: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn summary(mode: baculink_proto::negotiate::Mode, f: Option<&baculink_tls::SessionFacts>) -> String {
+fn summary(
+    mode: baculink_proto::negotiate::Mode,
+    f: Option<&baculink_tls::SessionFacts>,
+) -> String {
     let mut s = daemon::mode_words(mode).to_string();
     if let Some(f) = f {
         s.push_str(&format!(", {} {}", f.version, f.cipher));

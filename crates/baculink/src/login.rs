@@ -127,7 +127,10 @@ impl FailureClass {
                 }
                 TlsError::PskMismatch => FailureClass::WrongPassword,
                 // The server answered our ClientHello with clear-text protocol.
-                TlsError::Handshake(r) if r.contains("wrong version number") || r.contains("packet length too long") => {
+                TlsError::Handshake(r)
+                    if r.contains("wrong version number")
+                        || r.contains("packet length too long") =>
+                {
                     FailureClass::Policy
                 }
                 _ => FailureClass::Other,

@@ -222,7 +222,13 @@ impl OurDaemon {
     }
 
     /// Like [`start`](Self::start), with extra daemon arguments (e.g. `--auth-timeout 3`).
-    pub fn start_with(kind: &str, config: &Path, port: u16, log_dir: &Path, extra: &[&str]) -> OurDaemon {
+    pub fn start_with(
+        kind: &str,
+        config: &Path,
+        port: u16,
+        log_dir: &Path,
+        extra: &[&str],
+    ) -> OurDaemon {
         let log = log_dir.join(format!("baculink-{kind}.log"));
         let file = std::fs::File::create(&log).expect("create daemon log");
         let child = Command::new(baculink_bin())

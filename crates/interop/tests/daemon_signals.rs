@@ -8,7 +8,9 @@ use baculink_interop::{free_port, probe, require_peers, OurDaemon};
 use baculink_tls::certgen::{self, Ca};
 
 fn issue(ca: &Ca, dir: &Path, name: &str, cn: &str) {
-    let (c, k) = ca.issue(cn, &["localhost"], &["127.0.0.1".parse().unwrap()], 30).unwrap();
+    let (c, k) = ca
+        .issue(cn, &["localhost"], &["127.0.0.1".parse().unwrap()], 30)
+        .unwrap();
     certgen::write_pem_files(dir, name, &c, &k).unwrap();
 }
 
@@ -56,7 +58,12 @@ fn sighup_reloads_certificates_and_keeps_old_ones_when_broken() {
     let mut daemon = OurDaemon::start("dir", &conf, port, d);
     let pid_file = d.join(format!("baculink-dir.{port}.pid"));
     assert!(pid_file.exists(), "pid file written");
-    let subject = |run: &baculink_interop::ProbeRun| run.json["peer_subject"].as_str().unwrap_or_default().to_string();
+    let subject = |run: &baculink_interop::ProbeRun| {
+        run.json["peer_subject"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
 
     let before = probe(&con, &[]);
     assert_eq!(before.code, 0, "{}", before.stderr);
@@ -64,18 +71,35 @@ fn sighup_reloads_certificates_and_keeps_old_ones_when_broken() {
 
     issue(&ca, d, "dir", "second-dir-cert");
     daemon.signal("HUP");
-    assert!(wait_log(&daemon, "SIGHUP: reloaded"), "{}", daemon.log_text());
+    assert!(
+        wait_log(&daemon, "SIGHUP: reloaded"),
+        "{}",
+        daemon.log_text()
+    );
     let after = probe(&con, &[]);
     assert_eq!(after.code, 0, "{}", after.stderr);
-    assert!(subject(&after).contains("CN=second-dir-cert"), "new connections use the new certificate");
+    assert!(
+        subject(&after).contains("CN=second-dir-cert"),
+        "new connections use the new certificate"
+    );
 
     std::fs::write(d.join("dir.pem"), "not a certificate\n").unwrap();
     daemon.signal("HUP");
-    assert!(wait_log(&daemon, "TLS reload failed"), "{}", daemon.log_text());
-    assert!(daemon.log_text().contains("dir.pem"), "the log names the broken file");
+    assert!(
+        wait_log(&daemon, "TLS reload failed"),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon.log_text().contains("dir.pem"),
+        "the log names the broken file"
+    );
     let still = probe(&con, &[]);
     assert_eq!(still.code, 0, "{}", still.stderr);
-    assert!(subject(&still).contains("CN=second-dir-cert"), "the old context is kept");
+    assert!(
+        subject(&still).contains("CN=second-dir-cert"),
+        "the old context is kept"
+    );
 
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(10), Some(0), "{}", daemon.log_text());

@@ -9,17 +9,41 @@ fn run(mode: &str) {
     let console = h.etc("bconsole.conf");
 
     let fd = probe(&console, &["--command", "status client=bacula-fd"]);
-    assert_eq!(fd.code, 0, "{}\n{}\n{}", fd.stderr, ours.log_text(), h.logs());
+    assert_eq!(
+        fd.code,
+        0,
+        "{}\n{}\n{}",
+        fd.stderr,
+        ours.log_text(),
+        h.logs()
+    );
     let reply = fd.json["reply"].as_str().unwrap_or_default();
-    assert!(reply.contains("Connecting to Client bacula-fd at 127.0.0.1:"), "{reply}");
+    assert!(
+        reply.contains("Connecting to Client bacula-fd at 127.0.0.1:"),
+        "{reply}"
+    );
     assert!(reply.contains("bacula-fd Version: 9.6.7"), "{reply}");
-    let connected = if mode == "clear" { "Director connected at" } else { "Director connected using TLS at" };
+    let connected = if mode == "clear" {
+        "Director connected at"
+    } else {
+        "Director connected using TLS at"
+    };
     assert!(reply.contains(connected), "{reply}");
 
     let sd = probe(&console, &["--command", "status storage=File1"]);
-    assert_eq!(sd.code, 0, "{}\n{}\n{}", sd.stderr, ours.log_text(), h.logs());
+    assert_eq!(
+        sd.code,
+        0,
+        "{}\n{}\n{}",
+        sd.stderr,
+        ours.log_text(),
+        h.logs()
+    );
     let reply = sd.json["reply"].as_str().unwrap_or_default();
-    assert!(reply.contains("Connecting to Storage daemon File1 at 127.0.0.1:"), "{reply}");
+    assert!(
+        reply.contains("Connecting to Storage daemon File1 at 127.0.0.1:"),
+        "{reply}"
+    );
     assert!(reply.contains("bacula-sd Version: 9.6.7"), "{reply}");
     assert!(reply.contains("Device status:"), "{reply}");
 
@@ -54,9 +78,17 @@ fn config_error_is_reported_with_file_and_line() {
         .arg(&conf)
         .output()
         .unwrap();
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     let text = std::fs::read_to_string(&conf).unwrap();
-    let broken = text.replacen("Maximum Concurrent Jobs = 20", "Maximum Concurrent Jobs = twenty", 1);
+    let broken = text.replacen(
+        "Maximum Concurrent Jobs = 20",
+        "Maximum Concurrent Jobs = twenty",
+        1,
+    );
     let line = broken.lines().position(|l| l.contains("twenty")).unwrap() + 1;
     let bad = h.etc("broken-dir.conf");
     std::fs::write(&bad, broken).unwrap();

@@ -25,10 +25,15 @@ impl Setup {
         let ca = Ca::new("policy test CA").unwrap();
         certgen::write_cert_pem(&certs.join("ca.pem"), &ca.cert).unwrap();
         for cn in ["bacula-dir", "bconsole"] {
-            let (c, k) = ca.issue(cn, &["localhost"], &["127.0.0.1".parse().unwrap()], 30).unwrap();
+            let (c, k) = ca
+                .issue(cn, &["localhost"], &["127.0.0.1".parse().unwrap()], 30)
+                .unwrap();
             certgen::write_pem_files(&certs, cn, &c, &k).unwrap();
         }
-        Setup { dir, port: free_port() }
+        Setup {
+            dir,
+            port: free_port(),
+        }
     }
 
     fn certs(&self) -> PathBuf {
@@ -98,7 +103,11 @@ fn director_requires_tls_console_offers_none() {
     let run = probe(&con, &["--command", "version"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("TLS policy mismatch"), "{}", run.stderr);
-    assert!(run.stderr.contains("TLS Require"), "names the directive: {}", run.stderr);
+    assert!(
+        run.stderr.contains("TLS Require"),
+        "names the directive: {}",
+        run.stderr
+    );
     assert!(log_contains(&d, "TLS policy mismatch"), "{}", d.log_text());
 }
 
@@ -109,7 +118,10 @@ fn console_requires_tls_director_offers_none() {
     }
     let s = Setup::new();
     let d = s.director("  TLS PSK Enable = no\n");
-    let tls = format!("  TLS Enable = yes\n  TLS Require = yes\n  TLS PSK Enable = no\n{}", s.cert_lines("bconsole"));
+    let tls = format!(
+        "  TLS Enable = yes\n  TLS Require = yes\n  TLS PSK Enable = no\n{}",
+        s.cert_lines("bconsole")
+    );
     let con = s.console("tls.conf", "right-password", &tls);
     let run = probe(&con, &["--command", "version"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
@@ -128,7 +140,14 @@ fn allowed_cn_mismatch() {
         s.cert_lines("bacula-dir")
     );
     let d = s.director(&tls);
-    let con = s.console("cn.conf", "right-password", &format!("  TLS Enable = yes\n  TLS Require = yes\n{}", s.cert_lines("bconsole")));
+    let con = s.console(
+        "cn.conf",
+        "right-password",
+        &format!(
+            "  TLS Enable = yes\n  TLS Require = yes\n{}",
+            s.cert_lines("bconsole")
+        ),
+    );
     let run = probe(&con, &["--command", "version"]);
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(log_contains(&d, "Allowed CN"), "{}", d.log_text());
@@ -142,20 +161,34 @@ fn wrong_password_psk_and_clear() {
     let s = Setup::new();
     let d = s.director("");
     // Default settings: PSK keyed by the password, so the TLS handshake fails.
-    let run = probe(&s.console("psk.conf", "wrong-password", ""), &["--command", "version"]);
+    let run = probe(
+        &s.console("psk.conf", "wrong-password", ""),
+        &["--command", "version"],
+    );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("wrong password"), "{}", run.stderr);
     // Without PSK the CRAM-MD5 exchange catches it.
     drop(d);
     let s = Setup::new();
     let d = s.director("  TLS PSK Enable = no\n");
-    let run = probe(&s.console("clear.conf", "wrong-password", "  TLS PSK Enable = no\n"), &["--command", "version"]);
+    let run = probe(
+        &s.console("clear.conf", "wrong-password", "  TLS PSK Enable = no\n"),
+        &["--command", "version"],
+    );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("wrong password"), "{}", run.stderr);
     assert!(log_contains(&d, "wrong password"), "{}", d.log_text());
     for secret in ["wrong-password", "right-password"] {
-        assert!(!d.log_text().contains(secret), "a password leaked into the log: {}", d.log_text());
-        assert!(!run.stderr.contains(secret), "a password leaked: {}", run.stderr);
+        assert!(
+            !d.log_text().contains(secret),
+            "a password leaked into the log: {}",
+            d.log_text()
+        );
+        assert!(
+            !run.stderr.contains(secret),
+            "a password leaked: {}",
+            run.stderr
+        );
     }
 }
 
@@ -186,7 +219,10 @@ fn peer_ignoring_agreed_tls_is_refused() {
         return;
     }
     let s = Setup::new();
-    let tls = format!("  TLS Enable = yes\n  TLS Require = yes\n  TLS Verify Peer = no\n{}", s.cert_lines("bacula-dir"));
+    let tls = format!(
+        "  TLS Enable = yes\n  TLS Require = yes\n  TLS Verify Peer = no\n{}",
+        s.cert_lines("bacula-dir")
+    );
     let d = s.director(&tls);
     let key = Secret::from_password("right-password");
     let mut tcp = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
@@ -197,9 +233,15 @@ fn peer_ignoring_agreed_tls_is_refused() {
     let chal = cram::parse_challenge(chal.payload().unwrap()).unwrap();
     assert_eq!(chal.ssl, Some(baculink_proto::negotiate::Need::Required));
     send(&mut tcp, &cram::response(&key, &chal));
-    assert_eq!(recv(&mut tcp, &mut dec).unwrap().payload().unwrap(), cram::AUTH_OK);
+    assert_eq!(
+        recv(&mut tcp, &mut dec).unwrap().payload().unwrap(),
+        cram::AUTH_OK
+    );
     let token = cram::token(1, 2, "bconsole");
-    send(&mut tcp, &cram::challenge_line(&token, baculink_proto::negotiate::Need::Required));
+    send(
+        &mut tcp,
+        &cram::challenge_line(&token, baculink_proto::negotiate::Need::Required),
+    );
     let resp = recv(&mut tcp, &mut dec).expect("response");
     assert!(cram::verify(&key, &token, resp.payload().unwrap(), false));
     send(&mut tcp, cram::AUTH_OK);
@@ -207,10 +249,18 @@ fn peer_ignoring_agreed_tls_is_refused() {
     send(&mut tcp, b"version");
     let next = recv(&mut tcp, &mut dec);
     assert!(
-        next.is_none() || next.as_ref().and_then(|p| p.text()).is_some_and(|t| !t.contains("Version:")),
+        next.is_none()
+            || next
+                .as_ref()
+                .and_then(|p| p.text())
+                .is_some_and(|t| !t.contains("Version:")),
         "the director served a peer that ignored TLS: {next:?}"
     );
-    assert!(log_contains(&d, "continued in clear text"), "{}", d.log_text());
+    assert!(
+        log_contains(&d, "continued in clear text"),
+        "{}",
+        d.log_text()
+    );
 }
 
 /// Silence, garbage, a 2 GB header and half a Hello: each connection is
@@ -259,7 +309,10 @@ fn director_survives_bad_input() {
         socks.push((what, tcp, std::time::Instant::now()));
     }
     // A legitimate console gets in while the bad ones are pending.
-    let ok = probe(&s.console("good.conf", "right-password", ""), &["--command", "version"]);
+    let ok = probe(
+        &s.console("good.conf", "right-password", ""),
+        &["--command", "version"],
+    );
     assert_eq!(ok.code, 0, "{}\n{}", ok.stderr, d.log_text());
     for (what, mut tcp, t0) in socks {
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -268,12 +321,21 @@ fn director_survives_bad_input() {
             match tcp.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => break false,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    break false
+                }
                 Err(_) => break true,
             }
         };
         assert!(closed, "{what}: connection not closed\n{}", d.log_text());
-        assert!(t0.elapsed() < Duration::from_secs(8), "{what}: closed only after {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "{what}: closed only after {:?}",
+            t0.elapsed()
+        );
     }
     let mut log = d.log_text();
     for _ in 0..50 {
@@ -283,7 +345,10 @@ fn director_survives_bad_input() {
         std::thread::sleep(Duration::from_millis(100));
         log = d.log_text();
     }
-    assert!(log.matches("console login from").count() >= 4, "one log line per bad connection:\n{log}");
+    assert!(
+        log.matches("console login from").count() >= 4,
+        "one log line per bad connection:\n{log}"
+    );
     assert!(log.contains("exceeds the 1000000-byte limit"), "{log}");
     assert!(log.contains("did not finish within 3 s"), "{log}");
     assert!(!log.contains("panicked"), "{log}");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baculink_proto::handshake::{
-    ClientConfig, ClientHandshake, Established, Input, Local, Nonce, Output, Refusal, RefusalReason,
-    ServerConfig, ServerHandshake, TlsKind,
+    ClientConfig, ClientHandshake, Established, Input, Local, Nonce, Output, Refusal,
+    RefusalReason, ServerConfig, ServerHandshake, TlsKind,
 };
 use baculink_proto::hello::Hello;
 use baculink_proto::negotiate::Mode;
@@ -217,7 +217,11 @@ where
             // The connection stays open (and silent) for the delay in its own
             // task, so the caller can log and move on at once.
             let left = setup.timeout.saturating_sub(started.elapsed());
-            let delay = if setup.damping { delay.min(left) } else { Duration::ZERO };
+            let delay = if setup.damping {
+                delay.min(left)
+            } else {
+                Duration::ZERO
+            };
             tokio::spawn(async move {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -346,14 +350,22 @@ async fn start_tls(
                     refusal: Refusal {
                         reason: RefusalReason::PeerIgnoredTls(format!(
                             "TLS was agreed but the peer continued in clear text (first byte {})",
-                            first.map(|b| format!("0x{b:02x}")).unwrap_or_else(|| "none: connection closed".into())
+                            first
+                                .map(|b| format!("0x{b:02x}"))
+                                .unwrap_or_else(|| "none: connection closed".into())
                         )),
                         delay: Duration::from_secs(5),
                     },
                     tls: None,
                 })
             }
-            Err(e) => return Err(NetError::Io { peer: label.to_string(), source: e }.into()),
+            Err(e) => {
+                return Err(NetError::Io {
+                    peer: label.to_string(),
+                    source: e,
+                }
+                .into())
+            }
         }
     }
     let stream = match (kind, side) {
