@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baculink_conf::tls::TlsRole;
 use baculink_conf::ConsoleConfig;
 use baculink_net::{BSock, NetError, Peer};
 use baculink_proto::frame::{Packet, Signal};
@@ -18,7 +17,7 @@ use baculink_proto::negotiate::{Dialect, Mode};
 use clap::Args;
 use tokio::sync::mpsc;
 
-use crate::login::{self, FailureClass};
+use crate::login::FailureClass;
 use crate::probe::{console_target, Target};
 
 /// `baculink console` arguments (bconsole's).
@@ -181,27 +180,13 @@ fn choose_director(conf: &ConsoleConfig) -> Option<String> {
 /// Logs in (13.x dialect Hello; TLS or TLS-PSK per the resource), retrying a
 /// refused TCP connection as bconsole does. Errors are reported here.
 async fn connect(target: &Target, timeout: Duration) -> Result<(BSock, Peer), ExitCode> {
-    let cert = match login::cert_context(&target.tls, TlsRole::Client) {
-        Ok(c) => c,
+    let setup = match target.setup(Dialect::V13, timeout) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("baculink console: TLS settings of the Director resource: {e}");
             return Err(ExitCode::from(FailureClass::Other.exit_code()));
         }
     };
-    let setup = login::client_setup(
-        target.hello.clone(),
-        target.key.clone(),
-        &target.tls,
-        cert,
-        &target.our_name,
-        &target.host,
-        format!(
-            "{} \"{}\" at {}:{}",
-            target.class, target.name, target.host, target.port
-        ),
-        Dialect::V13,
-        timeout,
-    );
     let mut attempt = 1;
     loop {
         match baculink_net::connect(&target.host, target.port, &setup).await {

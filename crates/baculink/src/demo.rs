@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baculink_conf::tls::TlsRole;
 use baculink_tls::certgen::{self, Ca};
 use clap::Args;
 use tokio::net::TcpListener;
@@ -236,21 +235,12 @@ async fn console_round(con_conf: &Path) -> Result<(), String> {
         baculink_conf::ConsoleConfig::load(con_conf).map_err(|e| e.to_string())?;
     baculink_conf::log_warnings(&warnings);
     let target = probe::console_target(&conf, None)?;
-    let cert = login::cert_context(&target.tls, TlsRole::Client).map_err(|e| e.to_string())?;
-    let setup = login::client_setup(
-        target.hello.clone(),
-        target.key.clone(),
-        &target.tls,
-        cert,
-        &target.our_name,
-        &target.host,
-        format!(
-            "Director \"{}\" at {}:{}",
-            target.name, target.host, target.port
-        ),
-        baculink_proto::negotiate::Dialect::V13,
-        Duration::from_secs(30),
-    );
+    let setup = target
+        .setup(
+            baculink_proto::negotiate::Dialect::V13,
+            Duration::from_secs(30),
+        )
+        .map_err(|e| e.to_string())?;
     let (mut sock, peer) = baculink_net::connect(&target.host, target.port, &setup)
         .await
         .map_err(|e| format!("{}: {e}", login::FailureClass::of(&e).headline()))?;

@@ -63,7 +63,29 @@ pub struct Target {
 }
 
 impl Target {
-    fn label(&self) -> String {
+    /// The login setup for this target: its resource's TLS context, secret
+    /// and needs, in `dialect`, bounded by `timeout`.
+    pub fn setup(
+        &self,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<ClientSetup, baculink_tls::TlsError> {
+        let cert = login::cert_context(&self.tls, TlsRole::Client)?;
+        Ok(login::client_setup(
+            self.hello.clone(),
+            self.key.clone(),
+            &self.tls,
+            cert,
+            &self.our_name,
+            &self.host,
+            self.label(),
+            dialect,
+            timeout,
+        ))
+    }
+
+    /// How errors name the peer, e.g. `Director "bacula-dir" at 127.0.0.1:9101`.
+    pub fn label(&self) -> String {
         format!(
             "{} \"{}\" at {}:{}",
             self.class, self.name, self.host, self.port
@@ -84,24 +106,13 @@ pub async fn main(args: ProbeArgs) -> ExitCode {
     } else {
         Dialect::V13
     };
-    let cert = match login::cert_context(&target.tls, TlsRole::Client) {
-        Ok(c) => c,
+    let setup = match target.setup(dialect, Duration::from_secs(args.timeout)) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("baculink probe: {}: {e}", args.config.display());
             return ExitCode::from(1);
         }
     };
-    let setup: ClientSetup = login::client_setup(
-        target.hello.clone(),
-        target.key.clone(),
-        &target.tls,
-        cert,
-        &target.our_name,
-        &target.host,
-        target.label(),
-        dialect,
-        Duration::from_secs(args.timeout),
-    );
     let (mut sock, peer) = match baculink_net::connect(&target.host, target.port, &setup).await {
         Ok(x) => x,
         Err(e) => {

@@ -26,11 +26,27 @@ fn demo_then_daemons_as_processes_all_links_psk() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let demo = Command::new(baculink_bin()).arg("demo").arg("--dir").arg(d).output().unwrap();
+    let demo = Command::new(baculink_bin())
+        .arg("demo")
+        .arg("--dir")
+        .arg(d)
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&demo.stdout);
-    assert!(demo.status.success(), "demo failed: {out}\n{}", String::from_utf8_lossy(&demo.stderr));
-    for link in ["console -> director", "director -> file daemon", "director -> storage daemon"] {
-        let line = out.lines().find(|l| l.trim_start().starts_with(link)).unwrap_or_else(|| panic!("{link}: {out}"));
+    assert!(
+        demo.status.success(),
+        "demo failed: {out}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for link in [
+        "console -> director",
+        "director -> file daemon",
+        "director -> storage daemon",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(link))
+            .unwrap_or_else(|| panic!("{link}: {out}"));
         assert!(line.contains("TLS-PSK, TLSv1.3"), "{line}");
     }
 
@@ -57,15 +73,32 @@ fn demo_then_daemons_as_processes_all_links_psk() {
         .unwrap();
     let res = console.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success(), "{text}\n{}", String::from_utf8_lossy(&res.stderr));
-    assert!(text.contains("Connected with TLS-PSK TLSv1.3"), "console link: {text}");
+    assert!(
+        res.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        text.contains("Connected with TLS-PSK TLSv1.3"),
+        "console link: {text}"
+    );
     // The director lists the console link; the FD and SD list the director's.
     let psk_links = text
         .lines()
         .filter(|l| l.contains("dialect 13.x, TLS-PSK, TLSv1.3 TLS_AES_128_GCM_SHA256"))
         .count();
-    assert!(psk_links >= 3, "expected PSK links in status dir, client and storage:\n{text}");
+    assert!(
+        psk_links >= 3,
+        "expected PSK links in status dir, client and storage:\n{text}"
+    );
     assert!(text.contains("from Console \"*UserAgent*\""), "{text}");
-    assert_eq!(text.matches("from Director \"demo-dir\"").count(), 2, "{text}");
-    assert!(!text.contains("clear"), "no link may be clear text:\n{text}");
+    assert_eq!(
+        text.matches("from Director \"demo-dir\"").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        !text.contains("clear"),
+        "no link may be clear text:\n{text}"
+    );
 }
