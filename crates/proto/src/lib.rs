@@ -19,6 +19,7 @@ pub mod cram;
 pub mod frame;
 pub mod handshake;
 pub mod hello;
+pub mod job;
 pub mod negotiate;
 pub mod scan;
 mod secret;
