@@ -316,3 +316,61 @@ pub fn port_listening(port: u16) -> bool {
         })
     })
 }
+
+/// A loopback TCP proxy that forwards every connection to `target` and
+/// records all bytes in both directions, to prove what crossed the network.
+pub struct RecordingProxy {
+    /// The port it listens on.
+    pub port: u16,
+    recorded: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    /// Starts forwarding to `127.0.0.1:target` in background threads.
+    pub fn start(target: u16) -> RecordingProxy {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let recorded = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rec = recorded.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
+                    (server, client),
+                ] {
+                    let rec = rec.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    rec.lock().expect("record").extend_from_slice(&buf[..n]);
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        RecordingProxy { port, recorded }
+    }
+
+    /// Everything recorded so far, both directions interleaved.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
