@@ -1,7 +1,9 @@
 //! Storage daemon job lines (protocol-jobs.md §5.2, §5.5, §6.1, §6.3): what
 //! the Director sends to set a job up on the SD (job line, device
 //! reservation, bootstrap, `run`, `cancel`), the SD's replies, the FD <-> SD
-//! session lines of the data channel, and the session key format.
+//! session lines of the data channel, and the session key format. The
+//! read session's `rechdr` and the record stream headers are in
+//! [`super::attr`].
 //!
 //! Every line has a parser (Bacula's lenient scanner rules: a missing number
 //! reads as 0, extra text after the format is ignored) and a formatter that
@@ -17,7 +19,8 @@
 
 use std::fmt;
 
-use crate::scan::{c_text, Scanner};
+use crate::job::attr::JobStatus;
+use crate::scan::Scanner;
 
 /// Longest name the SD's `%127s` conversions take.
 pub const NAME_MAX: usize = 127;
@@ -908,74 +911,17 @@ pub fn append_data_error(why: &str) -> String {
 }
 
 /// `3000 OK close Status = %d\n` (job status letter as its code).
-pub fn close_status(status: char) -> String {
-    format!("3000 OK close Status = {}\n", u32::from(status))
+pub fn close_status(status: JobStatus) -> String {
+    format!("3000 OK close Status = {}\n", status.code())
 }
 
-/// Parses `3000 OK close Status = %d` (the status letter).
-pub fn parse_close_status(line: &str) -> Result<char, ParseError> {
+/// Parses `3000 OK close Status = %d` (the job status).
+pub fn parse_close_status(line: &str) -> Result<JobStatus, ParseError> {
     let mut s = Scanner::lenient(line);
     s.lit("3000 OK close Status = ")
         .and_then(|_| s.int())
-        .and_then(|v| u8::try_from(v).ok())
-        .map(char::from)
+        .and_then(JobStatus::from_code)
         .ok_or_else(|| bad("3000 OK close Status", line))
-}
-
-/// A record header the SD sends before each record of a read session:
-/// `rechdr %ld %ld %ld %ld %ld` (no newline). The session and FileIndex are
-/// the backup job's; `stream` is the full stored value (flags included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecHdr {
-    /// VolSessionId of the job that wrote the record.
-    pub vol_session_id: u32,
-    /// VolSessionTime of the job that wrote the record.
-    pub vol_session_time: u32,
-    /// FileIndex.
-    pub file_index: i32,
-    /// Stream id with its flag bits.
-    pub stream: i32,
-    /// Length of the data packet that follows.
-    pub data_len: u32,
-}
-
-impl RecHdr {
-    /// Parses a `rechdr` packet (NUL-terminated or not).
-    pub fn parse(payload: &[u8]) -> Result<RecHdr, ParseError> {
-        let text = c_text(payload);
-        let err = || bad("rechdr", &text);
-        let mut s = Scanner::lenient(&text);
-        s.lit("rechdr ").ok_or_else(err)?;
-        let mut n = || -> Option<i64> {
-            s.ws();
-            if s.rest().is_empty() {
-                return None;
-            }
-            s.int()
-        };
-        let (a, b, c, d, e) = (n(), n(), n(), n(), n());
-        let (Some(a), Some(b), Some(c), Some(d), Some(e)) = (a, b, c, d, e) else {
-            return Err(err());
-        };
-        Ok(RecHdr {
-            vol_session_id: u32::try_from(a).map_err(|_| err())?,
-            vol_session_time: u32::try_from(b).map_err(|_| err())?,
-            file_index: i32::try_from(c).map_err(|_| err())?,
-            stream: i32::try_from(d).map_err(|_| err())?,
-            data_len: u32::try_from(e).map_err(|_| err())?,
-        })
-    }
-}
-
-/// The exact header text (no newline).
-impl fmt::Display for RecHdr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rechdr {} {} {} {} {}",
-            self.vol_session_id, self.vol_session_time, self.file_index, self.stream, self.data_len
-        )
-    }
 }
 
 #[cfg(test)]
@@ -1182,30 +1128,11 @@ mod tests {
         assert!(SessionCommand::parse("bogus\n").is_err());
         assert_eq!(open_ticket(1), "3000 OK open ticket = 1\n");
         assert_eq!(parse_open_ticket("3000 OK open ticket = 1\n").unwrap(), 1);
-        assert_eq!(close_status('T'), "3000 OK close Status = 84\n");
+        assert_eq!(close_status(JobStatus::OK), "3000 OK close Status = 84\n");
         assert_eq!(
             parse_close_status("3000 OK close Status = 82\n").unwrap(),
-            'R'
+            JobStatus::RUNNING
         );
         assert_eq!(append_data_error("x"), "3903 Error append data: x\n");
-    }
-
-    #[test]
-    fn rechdr() {
-        let h = RecHdr::parse(b"rechdr 1 1795934639 5 2 65536").unwrap();
-        assert_eq!(
-            h,
-            RecHdr {
-                vol_session_id: 1,
-                vol_session_time: 1795934639,
-                file_index: 5,
-                stream: 2,
-                data_len: 65536
-            }
-        );
-        assert_eq!(h.to_string(), "rechdr 1 1795934639 5 2 65536");
-        assert_eq!(RecHdr::parse(b"rechdr 1 2 3 4 5\0").unwrap().data_len, 5);
-        assert!(RecHdr::parse(b"rechdr 1 2 3").is_err());
-        assert!(RecHdr::parse(b"rechdr 1 2 3 4 -5").is_err());
     }
 }
