@@ -1039,7 +1039,7 @@ mod tests {
 
     #[test]
     fn updcat_binary_round_trip() {
-        let rec = b"1 3 /data/hello.txt\0P4A mSR+ IGk B A A A m BAA I BrC8mu BrC8mu BrC8mu A A C\0\0\00\0";
+        let rec = b"1 3 /data/hello.txt\0P4A mSR+ IGk B A A A m BAA I BrC8mu BrC8mu BrC8mu A A C\0\0\x000\0";
         let u = UpdCat {
             job_id: 1,
             vol_session_id: 1,
