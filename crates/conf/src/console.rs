@@ -12,6 +12,7 @@ use crate::fields::{check_ref, unknown_resource, Names, Reader};
 use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 
 const DIRECTOR_KNOWN: &[&str] = &[
+    "fipsrequire",
     "dirport",
     "address",
     "password",
@@ -21,6 +22,7 @@ const DIRECTOR_KNOWN: &[&str] = &[
 ];
 
 const CONSOLE_KNOWN: &[&str] = &[
+    "fipsrequire",
     "password",
     "director",
     "heartbeatinterval",

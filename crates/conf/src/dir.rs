@@ -21,6 +21,7 @@ pub const DEFAULT_FD_PORT: u16 = 9102;
 pub const DEFAULT_SD_PORT: u16 = 9103;
 
 const DIRECTOR_KNOWN: &[&str] = &[
+    "fipsrequire",
     "password",
     "dirport",
     "diraddress",

@@ -14,6 +14,7 @@ use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 use crate::ListenAddress;
 
 const FILEDAEMON_KNOWN: &[&str] = &[
+    "fipsrequire",
     "fdport",
     "fdaddress",
     "fdaddresses",

@@ -8,7 +8,7 @@ use baculink_proto::Secret;
 
 use crate::ast::{Directive, Item, Items, Resource};
 use crate::error::{ConfigError, Location, Warning, WarningKind};
-use crate::tls::TlsSettings;
+use crate::tls::{is_sha256_suite, split_suites, TlsProtocol, TlsSettings, TlsVersion};
 use crate::value;
 
 /// Normalized keys of every TLS directive (protocol.md §8.3); accepted in
@@ -25,7 +25,17 @@ pub(crate) const TLS_KEYS: &[&str] = &[
     "tlscertificate",
     "tlskey",
     "tlsdhfile",
+    // baculink's policy directives (README "TLS policy directives").
+    "tlsprotocol",
+    "tlscipherlist",
+    "tlsciphersuites",
+    "tlscertificaterevocationlist",
+    "tlskeypassphrasefile",
 ];
+
+/// `FIPS Require`: process-wide, so accepted only where a resource's known
+/// list names it (the daemon's own resource, bconsole's resources).
+pub(crate) const FIPS_KEY: &str = "fipsrequire";
 
 /// Reads typed values out of one resource; errors name the directive.
 pub(crate) struct Reader<'a> {
@@ -223,7 +233,101 @@ impl<'a> Reader<'a> {
             certificate: self.path(&["tlscertificate"])?,
             key: self.path(&["tlskey"])?,
             dh_file: self.path(&["tlsdhfile"])?,
+            protocol: self.tls_protocol()?,
+            cipher_list: self.tls_cipher_list()?,
+            cipher_suites: None,
+            crl_file: self.path(&["tlscertificaterevocationlist"])?,
+            key_passphrase_file: self.path(&["tlskeypassphrasefile"])?,
+            fips_require: self.bool(&[FIPS_KEY], d.fips_require)?,
         })
+        .and_then(|t| self.tls_policy_checks(t))
+    }
+
+    /// `TLS Protocol`: a version range with TLS 1.2 as the floor.
+    fn tls_protocol(&self) -> Result<TlsProtocol, ConfigError> {
+        let Some(d) = self.single(&["tlsprotocol"])? else {
+            return Ok(TlsProtocol::default());
+        };
+        let words = d.words();
+        if words.is_empty() {
+            return Err(ConfigError::value(&d.at, &d.keyword, "expected a value"));
+        }
+        TlsProtocol::parse(&words.join(" ")).map_err(|m| ConfigError::value(&d.at, &d.keyword, m))
+    }
+
+    /// `TLS Cipher List`: one OpenSSL cipher string (what it enables is
+    /// checked when the TLS context is built).
+    fn tls_cipher_list(&self) -> Result<Option<String>, ConfigError> {
+        let Some(d) = self.single(&["tlscipherlist"])? else {
+            return Ok(None);
+        };
+        let v = Self::text_of(d)?.trim();
+        if v.is_empty() {
+            return Err(ConfigError::value(
+                &d.at,
+                &d.keyword,
+                "expected an OpenSSL cipher list, e.g. \"ECDHE+AESGCM\"",
+            ));
+        }
+        Ok(Some(v.to_string()))
+    }
+
+    /// `TLS Cipher Suites`, and the rules that need the other directives:
+    /// with TLS-PSK on and TLS 1.3 allowed, a SHA-256 suite must remain
+    /// (protocol.md §7); a passphrase file needs a key; a CRL needs a CA.
+    fn tls_policy_checks(&self, mut t: TlsSettings) -> Result<TlsSettings, ConfigError> {
+        if let Some(d) = self.single(&["tlsciphersuites"])? {
+            let v = Self::text_of(d)?.trim();
+            let bad = |m: String| Err(ConfigError::value(&d.at, &d.keyword, m));
+            let suites: Vec<&str> = split_suites(v).collect();
+            if suites.is_empty() {
+                return bad("expected TLS 1.3 suites, e.g. \"TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\"".into());
+            }
+            if let Some(x) = suites.iter().find(|x| {
+                !x.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tls_"))
+                    || !x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }) {
+                return bad(format!(
+                    "\"{x}\" is not a TLS 1.3 suite name (they look like TLS_AES_128_GCM_SHA256; \
+                     TLS <= 1.2 suites belong in \"TLS Cipher List\")"
+                ));
+            }
+            if t.psk_enable
+                && t.protocol.allows(TlsVersion::Tls13)
+                && !suites.iter().any(|x| is_sha256_suite(x))
+            {
+                return bad(format!(
+                    "\"{v}\" has no SHA-256 suite, but TLS-PSK (TLS PSK Enable, default yes) \
+                     needs one: TLS 1.3 external PSKs with Bacula are bound to SHA-256; add \
+                     TLS_AES_128_GCM_SHA256 or TLS_CHACHA20_POLY1305_SHA256, or set \
+                     TLS PSK Enable = no"
+                ));
+            }
+            t.cipher_suites = Some(suites.join(":"));
+        }
+        if t.key_passphrase_file.is_some() && t.key.is_none() {
+            let d = self.single(&["tlskeypassphrasefile"])?.expect("present");
+            return Err(ConfigError::value(
+                &d.at,
+                &d.keyword,
+                format!("set without \"TLS Key\" in {}", self.describe()),
+            ));
+        }
+        if t.crl_file.is_some() && t.ca_file.is_none() && t.ca_dir.is_none() {
+            let d = self
+                .single(&["tlscertificaterevocationlist"])?
+                .expect("present");
+            return Err(ConfigError::value(
+                &d.at,
+                &d.keyword,
+                format!(
+                    "set without \"TLS CA Certificate File\" or \"TLS CA Certificate Dir\" \
+                     in {}: a CRL is checked against the CA that verifies peers",
+                    self.describe()
+                ),
+            ));
+        }
+        Ok(t)
     }
 
     /// The error for a missing required directive.
@@ -251,6 +355,18 @@ impl<'a> Reader<'a> {
                 Item::Directive(d) => (&d.key, &d.keyword, &d.at),
                 Item::Block(b) => (&b.key, &b.keyword, &b.at),
             };
+            if key == FIPS_KEY && !known.contains(&FIPS_KEY) {
+                return Err(ConfigError::value(
+                    at,
+                    keyword,
+                    format!(
+                        "not accepted in {}: FIPS mode is process-wide, so set it in the \
+                         daemon's own resource (Director in bacula-dir.conf, FileDaemon in \
+                         bacula-fd.conf, Storage in bacula-sd.conf) or in bconsole.conf",
+                        self.describe()
+                    ),
+                ));
+            }
             let ok = matches!(key.as_str(), "name" | "description")
                 || known.contains(&key.as_str())
                 || (with_tls && TLS_KEYS.contains(&key.as_str()));

@@ -14,6 +14,7 @@ use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 use crate::ListenAddress;
 
 const STORAGE_KNOWN: &[&str] = &[
+    "fipsrequire",
     "sdport",
     "sdaddress",
     "sdaddresses",

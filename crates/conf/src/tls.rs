@@ -41,6 +41,158 @@ pub struct TlsSettings {
     pub key: Option<PathBuf>,
     /// `TLS DH File` (PEM DH parameters).
     pub dh_file: Option<PathBuf>,
+    /// `TLS Protocol` (baculink only): the TLS versions this resource may
+    /// negotiate, certificate and PSK alike (default: TLS 1.2 and newer).
+    pub protocol: TlsProtocol,
+    /// `TLS Cipher List` (baculink only): OpenSSL cipher list for TLS <= 1.2
+    /// certificate sessions, replacing our forward-secret default; weak
+    /// results are refused when the context is built.
+    pub cipher_list: Option<String>,
+    /// `TLS Cipher Suites` (baculink only): TLS 1.3 suites, `:`-separated.
+    /// PSK contexts use only its SHA-256 suites (protocol.md §7).
+    pub cipher_suites: Option<String>,
+    /// `TLS Certificate Revocation List` (baculink only): PEM CRL file; peer
+    /// certificates it revokes are refused.
+    pub crl_file: Option<PathBuf>,
+    /// `TLS Key Passphrase File` (baculink only): its first line decrypts an
+    /// encrypted `TLS Key`.
+    pub key_passphrase_file: Option<PathBuf>,
+    /// `FIPS Require` (baculink only): run OpenSSL with its FIPS provider or
+    /// refuse to start. Process-wide, so only the daemon's own resource
+    /// (and bconsole's resources) accept it.
+    pub fips_require: bool,
+}
+
+/// A TLS protocol version baculink negotiates; TLS 1.2 is the floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        })
+    }
+}
+
+impl TlsVersion {
+    /// Parses `TLSv1.2`, `TLS1.2`, `1.2` (any case; likewise 1.3). Older
+    /// versions are named in the error: they are below our floor.
+    pub fn parse(s: &str) -> Result<TlsVersion, String> {
+        let l = s.trim().to_ascii_lowercase();
+        let num = l
+            .strip_prefix("tlsv")
+            .or_else(|| l.strip_prefix("tls"))
+            .unwrap_or(&l);
+        match num {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            "1" | "1.0" | "1.1" => Err(format!(
+                "\"{s}\" is below the floor: baculink negotiates TLS 1.2 or newer only"
+            )),
+            _ if l.starts_with("ssl") => Err(format!(
+                "\"{s}\" is below the floor: baculink negotiates TLS 1.2 or newer only"
+            )),
+            _ => Err(format!(
+                "unknown TLS version \"{s}\" (expected TLSv1.2 or TLSv1.3)"
+            )),
+        }
+    }
+}
+
+/// `TLS Protocol`: the range of versions a resource's contexts allow.
+///
+/// Syntax (case-insensitive, `TLSv1.2`, `TLS1.2` and `1.2` are the same):
+/// `TLSv1.2` exactly that version; `TLSv1.2+` or `min TLSv1.2` that version
+/// and newer; `max TLSv1.2` up to that version (from the TLS 1.2 floor);
+/// `TLSv1.2-TLSv1.3` or `min TLSv1.2 max TLSv1.3` a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsProtocol {
+    /// Lowest version (never below TLS 1.2).
+    pub min: TlsVersion,
+    /// Highest version; `None` = the newest the library supports.
+    pub max: Option<TlsVersion>,
+}
+
+impl Default for TlsProtocol {
+    fn default() -> Self {
+        TlsProtocol {
+            min: TlsVersion::Tls12,
+            max: None,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.max {
+            None => write!(f, "{}+", self.min),
+            Some(m) if m == self.min => write!(f, "{m}"),
+            Some(m) => write!(f, "{}-{m}", self.min),
+        }
+    }
+}
+
+impl TlsProtocol {
+    /// Parses the `TLS Protocol` value (see the type's documentation).
+    pub fn parse(s: &str) -> Result<TlsProtocol, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let v = TlsVersion::parse;
+        let (min, max) = match words.as_slice() {
+            [] => return Err("expected a TLS version such as \"TLSv1.2+\"".into()),
+            [w] if w.ends_with('+') => (v(&w[..w.len() - 1])?, None),
+            [w] if w.contains('-') => {
+                let (a, b) = w.split_once('-').unwrap_or_default();
+                (v(a)?, Some(v(b)?))
+            }
+            [a, "-", b] => (v(a)?, Some(v(b)?)),
+            [w] => {
+                let x = v(w)?;
+                (x, Some(x))
+            }
+            [k, x] if k.eq_ignore_ascii_case("min") => (v(x)?, None),
+            [k, x] if k.eq_ignore_ascii_case("max") => (TlsVersion::Tls12, Some(v(x)?)),
+            [k1, a, k2, b] if k1.eq_ignore_ascii_case("min") && k2.eq_ignore_ascii_case("max") => {
+                (v(a)?, Some(v(b)?))
+            }
+            _ => {
+                return Err(format!(
+                    "cannot read \"{s}\": expected TLSv1.2, TLSv1.2+, min TLSv1.2, \
+                     max TLSv1.2 or TLSv1.2-TLSv1.3"
+                ))
+            }
+        };
+        if let Some(m) = max {
+            if m < min {
+                return Err(format!(
+                    "\"{s}\": the maximum {m} is below the minimum {min}"
+                ));
+            }
+        }
+        Ok(TlsProtocol { min, max })
+    }
+
+    /// Whether `v` is inside the range.
+    pub fn allows(&self, v: TlsVersion) -> bool {
+        v >= self.min && !matches!(self.max, Some(m) if v > m)
+    }
+}
+
+/// The TLS 1.3 suites of a `TLS Cipher Suites` value, as OpenSSL splits it.
+pub fn split_suites(s: &str) -> impl Iterator<Item = &str> {
+    s.split(':').map(str::trim).filter(|x| !x.is_empty())
+}
+
+/// Whether a TLS 1.3 suite uses SHA-256, the only hash TLS 1.3 external PSKs
+/// can use with Bacula (protocol.md §7.1).
+pub fn is_sha256_suite(name: &str) -> bool {
+    name.to_ascii_uppercase().ends_with("_SHA256")
 }
 
 impl Default for TlsSettings {
@@ -57,6 +209,12 @@ impl Default for TlsSettings {
             certificate: None,
             key: None,
             dh_file: None,
+            protocol: TlsProtocol::default(),
+            cipher_list: None,
+            cipher_suites: None,
+            crl_file: None,
+            key_passphrase_file: None,
+            fips_require: false,
         }
     }
 }
@@ -106,6 +264,12 @@ impl TlsSettings {
     pub fn has_ca(&self) -> bool {
         self.ca_file.is_some() || self.ca_dir.is_some()
     }
+}
+
+/// Whether any of these resources says `FIPS Require = yes` (FIPS mode is
+/// process-wide, so one is enough).
+pub fn fips_required(resources: &[&dyn TlsResource]) -> bool {
+    resources.iter().any(|r| r.tls().fips_require)
 }
 
 /// A resource with TLS settings: what start-up validation and the network
