@@ -28,6 +28,11 @@ command -v openssl >/dev/null || { echo "scripts/test.sh: openssl is not install
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
+# Fuzzing smoke run: every cargo-fuzz target for a few seconds.
+if ! bash fuzz/run.sh "${FUZZ_SECONDS:-5}"; then
+  echo "scripts/test.sh: a fuzz target crashed (see fuzz/artifacts)" >&2
+  status=1
+fi
 if grep -q '^SKIP' target/test-output.txt; then
   echo "scripts/test.sh: a real-peer test was skipped" >&2
   exit 1
