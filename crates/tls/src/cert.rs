@@ -7,10 +7,9 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use baculink_conf::tls::TlsRole;
+use baculink_conf::tls::{TlsProtocol, TlsRole, TlsVersion};
 use baculink_conf::TlsSettings;
 use openssl::dh::Dh;
-use openssl::pkey::PKey;
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslOptions, SslSessionCacheMode,
     SslVerifyMode, SslVersion,
@@ -22,6 +21,7 @@ use tokio_openssl::SslStream;
 
 use crate::error::{io_reason, reasons, TlsError};
 use crate::names;
+use crate::policy;
 
 /// TLS ≤ 1.2 suites for certificate mode: AEAD with (EC)DHE only, so every session has
 /// forward secrecy; the exclusions are redundant with the positive list but make the
@@ -44,6 +44,7 @@ pub struct CertContext {
     server: Option<SslContext>,
     client: Option<SslContext>,
     verify_peer: bool,
+    protocol: TlsProtocol,
 }
 
 impl std::fmt::Debug for CertContext {
@@ -52,6 +53,7 @@ impl std::fmt::Debug for CertContext {
             .field("server", &self.server.is_some())
             .field("client", &self.client.is_some())
             .field("verify_peer", &self.verify_peer)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -80,12 +82,18 @@ pub(crate) fn server_options(b: &mut SslContextBuilder) -> Result<(), TlsError> 
     Ok(())
 }
 
-fn read_file(directive: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read_file(directive: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     fs::read(path).map_err(|e| TlsError::config(directive, path, io_reason(&e)))
 }
 
-/// Loads the PEM certificate chain and key into `b` and checks they belong together.
-fn load_cert_and_key(b: &mut SslContextBuilder, cert: &Path, key: &Path) -> Result<(), TlsError> {
+/// Loads the PEM certificate chain and key (decrypted with `TLS Key Passphrase File`
+/// when it is encrypted) into `b` and checks they belong together.
+fn load_cert_and_key(
+    b: &mut SslContextBuilder,
+    cert: &Path,
+    key: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<(), TlsError> {
     let pem = read_file("Certificate", cert)?;
     let mut chain = X509::stack_from_pem(&pem)
         .map_err(|e| {
@@ -106,18 +114,7 @@ fn load_cert_and_key(b: &mut SslContextBuilder, cert: &Path, key: &Path) -> Resu
             .map_err(|e| TlsError::config("Certificate", cert, reasons(&e)))?;
     }
 
-    warn_if_key_readable(key);
-    let pem = read_file("Key", key)?;
-    let pkey = PKey::private_key_from_pem(&pem).map_err(|e| {
-        TlsError::config(
-            "Key",
-            key,
-            format!(
-                "not an unencrypted PEM private key (encrypted keys are not supported): {}",
-                reasons(&e)
-            ),
-        )
-    })?;
+    let pkey = policy::load_private_key(key, passphrase_file)?;
     let mismatch = || {
         TlsError::config(
             "Key",
@@ -137,23 +134,25 @@ fn load_cert_and_key(b: &mut SslContextBuilder, cert: &Path, key: &Path) -> Resu
     Ok(())
 }
 
+/// Warns when a secret file (`TLS Key`, `TLS Key Passphrase File`) is readable by
+/// group or others.
 #[cfg(unix)]
-fn warn_if_key_readable(key: &Path) {
+pub(crate) fn warn_if_readable(path: &Path, directive: &str) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = fs::metadata(key) {
+    if let Ok(md) = fs::metadata(path) {
         let mode = md.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
-                key = %key.display(),
+                file = %path.display(),
                 mode = format_args!("{:o}", mode & 0o777),
-                "TLS Key file is readable by group or others; chmod 600 it"
+                "TLS {directive} file is readable by group or others; chmod 600 it"
             );
         }
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_key_readable(_key: &Path) {}
+pub(crate) fn warn_if_readable(_path: &Path, _directive: &str) {}
 
 /// Loads `TLS DH File` and refuses primes below [`MIN_DH_BITS`].
 fn load_dh(b: &mut SslContextBuilder, path: &Path) -> Result<(), TlsError> {
@@ -227,10 +226,10 @@ impl CertContext {
         let server = match cert_key {
             Some((cert, key)) => {
                 let mut b = base_builder()?;
-                b.set_cipher_list(CERT_CIPHER_LIST)
-                    .map_err(|e| TlsError::setup("cipher list", e))?;
+                policy::apply_protocol(&mut b, &s.protocol)?;
+                policy::apply_cert_ciphers(&mut b, s)?;
                 server_options(&mut b)?;
-                load_cert_and_key(&mut b, cert, key)?;
+                load_cert_and_key(&mut b, cert, key, s.key_passphrase_file.as_deref())?;
                 if let Some(dh) = &s.dh_file {
                     load_dh(&mut b, dh)?;
                 }
@@ -241,11 +240,16 @@ impl CertContext {
                         )));
                     }
                     load_ca(&mut b, s)?;
+                    if let Some(crl) = &s.crl_file {
+                        policy::load_crl(&mut b, crl)?;
+                    }
                     b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
                 } else {
                     b.set_verify(SslVerifyMode::NONE);
                 }
-                Some(b.build())
+                let ctx = b.build();
+                policy::check_cert_context(&ctx, s)?;
+                Some(ctx)
             }
             None if role == TlsRole::Server => {
                 return Err(TlsError::Setup(
@@ -257,14 +261,19 @@ impl CertContext {
 
         let client = if has_ca(s) {
             let mut b = base_builder()?;
-            b.set_cipher_list(CERT_CIPHER_LIST)
-                .map_err(|e| TlsError::setup("cipher list", e))?;
+            policy::apply_protocol(&mut b, &s.protocol)?;
+            policy::apply_cert_ciphers(&mut b, s)?;
             load_ca(&mut b, s)?;
+            if let Some(crl) = &s.crl_file {
+                policy::load_crl(&mut b, crl)?;
+            }
             if let Some((cert, key)) = cert_key {
-                load_cert_and_key(&mut b, cert, key)?;
+                load_cert_and_key(&mut b, cert, key, s.key_passphrase_file.as_deref())?;
             }
             b.set_verify(SslVerifyMode::PEER);
-            Some(b.build())
+            let ctx = b.build();
+            policy::check_cert_context(&ctx, s)?;
+            Some(ctx)
         } else if role == TlsRole::Client {
             return Err(TlsError::Setup(format!(
                 "a TLS client verifies the server: {need_verify_store}"
@@ -277,6 +286,7 @@ impl CertContext {
             server,
             client,
             verify_peer: s.verify_peer,
+            protocol: s.protocol,
         })
     }
 
@@ -293,6 +303,11 @@ impl CertContext {
     /// Whether the server side demands and verifies client certificates.
     pub fn verify_peer(&self) -> bool {
         self.verify_peer
+    }
+
+    /// The versions the contexts allow (`TLS Protocol`).
+    pub fn protocol(&self) -> TlsProtocol {
+        self.protocol
     }
 }
 
@@ -437,6 +452,15 @@ where
         .ok_or_else(|| TlsError::Setup("no CA configured to verify the server with".into()))?;
     let mut ssl = Ssl::new(cctx).map_err(|e| TlsError::setup("SSL_new", e))?;
     if opts.tls12_only {
+        if !ctx.protocol.allows(TlsVersion::Tls12) {
+            return Err(TlsError::policy(
+                "TLS Protocol",
+                format!(
+                    "\"{}\" excludes TLS 1.2, which a 9.6 peer needs for TLS Authenticate",
+                    ctx.protocol
+                ),
+            ));
+        }
         ssl.set_max_proto_version(Some(SslVersion::TLS1_2))
             .map_err(|e| TlsError::setup("maximum TLS version", e))?;
     }

@@ -23,6 +23,21 @@ pub enum TlsError {
     #[error("TLS setup: {0}")]
     Setup(String),
 
+    /// A TLS policy directive is unusable, or would enable what we refuse (weak suites,
+    /// a PSK without a SHA-256 TLS 1.3 suite, ...). `directive` is the full name,
+    /// e.g. `TLS Cipher List`.
+    #[error("{directive}: {reason}")]
+    Policy {
+        /// The directive as documented, e.g. `TLS Cipher Suites`.
+        directive: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// `FIPS Require = yes`, but OpenSSL's FIPS provider cannot be used.
+    #[error("FIPS Require = yes: {0}")]
+    Fips(String),
+
     /// The peer's certificate chain did not verify (OpenSSL's reason string).
     #[error("TLS certificate verification failed: {reason}{}", describe_cert(*.depth, .subject))]
     Verify {
@@ -104,6 +119,13 @@ fn list_or_none(v: &[String]) -> String {
 impl TlsError {
     pub(crate) fn setup(what: &str, e: openssl::error::ErrorStack) -> Self {
         TlsError::Setup(format!("{what}: {}", reasons(&e)))
+    }
+
+    pub(crate) fn policy(directive: &'static str, reason: impl Into<String>) -> Self {
+        TlsError::Policy {
+            directive,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn config(

@@ -22,7 +22,9 @@ pub mod certgen;
 pub mod detach;
 pub mod error;
 pub mod facts;
+pub mod fips;
 pub mod names;
+pub mod policy;
 pub mod psk;
 
 pub use cert::{
@@ -32,14 +34,13 @@ pub use cert::{
 pub use detach::{detach, Detachable};
 pub use error::TlsError;
 pub use facts::SessionFacts;
+pub use policy::{weak_suites, WeakSuite};
 pub use psk::{
-    accept_psk, connect_psk, PskContext, PSK_CIPHERSUITES, PSK_CIPHER_LIST, PSK_IDENTITY,
+    accept_psk, connect_psk, PskContext, PskPolicy, PSK_CIPHERSUITES, PSK_CIPHER_LIST, PSK_IDENTITY,
 };
 pub use tokio_openssl::SslStream;
 
-use std::ffi::CStr;
-
-use openssl::ssl::{ErrorCode, SslContextRef};
+use openssl::ssl::{ErrorCode, SslCipherRef, SslContextRef};
 
 /// A failed handshake that is neither a verification nor a PSK-key problem.
 pub(crate) fn handshake_error(e: openssl::ssl::Error) -> TlsError {
@@ -76,20 +77,27 @@ mod ffi_ext {
 /// The names of every suite a context may negotiate (TLS 1.3 suites first), in order.
 /// Used by tests and diagnostics to prove no weak suite is enabled.
 pub fn cipher_names(ctx: &SslContextRef) -> Vec<String> {
+    ciphers(ctx)
+        .into_iter()
+        .map(|c| c.name().to_string())
+        .collect()
+}
+
+/// Every suite a context may negotiate (TLS 1.3 suites first), borrowed from it.
+pub(crate) fn ciphers(ctx: &SslContextRef) -> Vec<&SslCipherRef> {
     use foreign_types::ForeignTypeRef;
     let mut out = Vec::new();
-    // SAFETY: the stack belongs to the context, which outlives this call; its entries are
-    // valid SSL_CIPHER pointers whose names are static strings.
+    // SAFETY: the stack belongs to the context, which outlives the returned references
+    // (they borrow `ctx`); its entries are valid, immutable SSL_CIPHER pointers.
     unsafe {
         let sk = ffi_ext::SSL_CTX_get_ciphers(ctx.as_ptr());
         if sk.is_null() {
             return out;
         }
         for i in 0..openssl_sys::OPENSSL_sk_num(sk) {
-            let c = openssl_sys::OPENSSL_sk_value(sk, i) as *const openssl_sys::SSL_CIPHER;
-            let n = openssl_sys::SSL_CIPHER_get_name(c);
-            if !n.is_null() {
-                out.push(CStr::from_ptr(n).to_string_lossy().into_owned());
+            let c = openssl_sys::OPENSSL_sk_value(sk, i) as *mut openssl_sys::SSL_CIPHER;
+            if !c.is_null() {
+                out.push(SslCipherRef::from_ptr(c));
             }
         }
     }

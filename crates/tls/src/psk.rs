@@ -1,12 +1,17 @@
 //! TLS-PSK as Bacula 13 does it (protocol.md §7): certificate-less contexts whose key is
 //! the CRAM-MD5 key bytes (password-derived or the job session key).
 //!
-//! The contexts are built once and shared; the key of each connection travels in the
-//! `Ssl`'s ex_data, where the PSK callbacks read it, and is wiped when the `Ssl` is freed.
+//! Contexts depend only on a resource's [`PskPolicy`] (`TLS Protocol`, the SHA-256
+//! suites of `TLS Cipher Suites`); one is built per distinct policy and shared. The key
+//! of each connection travels in the `Ssl`'s ex_data, where the PSK callbacks read it,
+//! and is wiped when the `Ssl` is freed.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
+use baculink_conf::tls::{is_sha256_suite, split_suites, TlsProtocol, TlsVersion};
+use baculink_conf::TlsSettings;
 use baculink_proto::Secret;
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslContext, SslVerifyMode};
@@ -16,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::cert::{base_builder, server_options};
 use crate::error::TlsError;
+use crate::policy;
 
 /// The only TLS ≤ 1.2 suite Bacula uses for PSK (TLS_PSK_WITH_AES_256_CBC_SHA).
 pub const PSK_CIPHER_LIST: &str = "PSK-AES256-CBC-SHA";
@@ -57,16 +63,98 @@ impl std::fmt::Debug for PskContext {
     }
 }
 
+/// What a PSK context depends on: the version range and the TLS 1.3 suites. The TLS ≤
+/// 1.2 suite is always [`PSK_CIPHER_LIST`], the only one Bacula speaks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PskPolicy {
+    /// `TLS Protocol`.
+    pub protocol: TlsProtocol,
+    /// TLS 1.3 suites, `:`-separated, SHA-256 ones only; `None` = [`PSK_CIPHERSUITES`].
+    pub cipher_suites: Option<String>,
+}
+
+impl PskPolicy {
+    /// The policy of a resource: its `TLS Protocol`, and the SHA-256 suites of its `TLS
+    /// Cipher Suites` in their order (TLS 1.3 external PSKs with Bacula are bound to
+    /// SHA-256, protocol.md §7.1; the others could never carry the key). Suites are
+    /// dropped when TLS 1.3 is excluded.
+    pub fn from_settings(s: &TlsSettings) -> PskPolicy {
+        let cipher_suites = s
+            .cipher_suites
+            .as_deref()
+            .filter(|_| s.protocol.allows(TlsVersion::Tls13))
+            .map(|v| {
+                split_suites(v)
+                    .filter(|x| is_sha256_suite(x))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            });
+        PskPolicy {
+            protocol: s.protocol,
+            cipher_suites,
+        }
+    }
+
+    fn suites(&self) -> &str {
+        self.cipher_suites.as_deref().unwrap_or(PSK_CIPHERSUITES)
+    }
+}
+
+/// TLS 1.3 suites for a PSK context, checked: with TLS 1.3 allowed, at least one must
+/// remain, all known to OpenSSL.
+fn psk_suites(b: &mut openssl::ssl::SslContextBuilder, p: &PskPolicy) -> Result<(), TlsError> {
+    let suites = p.suites();
+    if suites.is_empty() {
+        if !p.protocol.allows(TlsVersion::Tls13) {
+            return Ok(());
+        }
+        return Err(TlsError::policy(
+            "TLS Cipher Suites",
+            "no SHA-256 TLS 1.3 suite for TLS-PSK: TLS 1.3 external PSKs with Bacula are \
+             bound to SHA-256; add TLS_AES_128_GCM_SHA256 or TLS_CHACHA20_POLY1305_SHA256",
+        ));
+    }
+    b.set_ciphersuites(suites).map_err(|e| {
+        TlsError::policy(
+            "TLS Cipher Suites",
+            format!(
+                "OpenSSL enables no TLS 1.3 suite for \"{suites}\": {}",
+                crate::error::reasons(&e)
+            ),
+        )
+    })
+}
+
+/// After build: no requested suite silently dropped.
+fn check_psk_context(ctx: &SslContext, p: &PskPolicy) -> Result<(), TlsError> {
+    if !p.protocol.allows(TlsVersion::Tls13) {
+        return Ok(());
+    }
+    let missing = policy::missing_suites(p.suites(), ctx);
+    if !missing.is_empty() {
+        return Err(TlsError::policy(
+            "TLS Cipher Suites",
+            format!("OpenSSL does not know {}", missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 impl PskContext {
-    /// Builds both contexts.
+    /// Builds both contexts with the default policy (TLS 1.2+, [`PSK_CIPHERSUITES`]).
     pub fn new() -> Result<PskContext, TlsError> {
+        Self::with_policy(&PskPolicy::default())
+    }
+
+    /// Builds both contexts for a policy (uncached; see [`PskContext::for_settings`]).
+    pub fn with_policy(p: &PskPolicy) -> Result<PskContext, TlsError> {
         let idx = key_index()?;
 
         let mut c = base_builder()?;
+        policy::apply_protocol(&mut c, &p.protocol)?;
         c.set_cipher_list(PSK_CIPHER_LIST)
             .map_err(|e| TlsError::setup("PSK cipher list", e))?;
-        c.set_ciphersuites(PSK_CIPHERSUITES)
-            .map_err(|e| TlsError::setup("PSK TLS 1.3 suites", e))?;
+        psk_suites(&mut c, p)?;
         c.set_verify(SslVerifyMode::NONE);
         c.set_psk_client_callback(move |ssl, _hint, identity, psk| {
             let Some(key) = ssl.ex_data(idx) else {
@@ -83,10 +171,10 @@ impl PskContext {
         });
 
         let mut s = base_builder()?;
+        policy::apply_protocol(&mut s, &p.protocol)?;
         s.set_cipher_list(PSK_CIPHER_LIST)
             .map_err(|e| TlsError::setup("PSK cipher list", e))?;
-        s.set_ciphersuites(PSK_CIPHERSUITES)
-            .map_err(|e| TlsError::setup("PSK TLS 1.3 suites", e))?;
+        psk_suites(&mut s, p)?;
         s.set_verify(SslVerifyMode::NONE);
         server_options(&mut s)?;
         // Any identity is accepted (Client_identity in TLS 1.3, empty from Bacula in 1.2):
@@ -102,10 +190,36 @@ impl PskContext {
             Ok(key.0.len())
         });
 
-        Ok(PskContext {
+        let ctx = PskContext {
             client: c.build(),
             server: s.build(),
-        })
+        };
+        check_psk_context(&ctx.client, p)?;
+        Ok(ctx)
+    }
+
+    /// The contexts for a resource's settings: built on first use per distinct
+    /// [`PskPolicy`] and cached for the life of the process (a handful at most), so
+    /// calling it per connection is cheap. Default settings give [`PskContext::shared`].
+    /// Call it at start-up for each resource with TLS-PSK so a bad policy stops the
+    /// daemon there rather than at the first login.
+    pub fn for_settings(s: &TlsSettings) -> Result<PskContext, TlsError> {
+        let p = PskPolicy::from_settings(s);
+        if p == PskPolicy::default() {
+            return Self::shared().cloned();
+        }
+        static CACHE: OnceLock<Mutex<HashMap<PskPolicy, PskContext>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&p) {
+            return Ok(c.clone());
+        }
+        let c = Self::with_policy(&p)?;
+        Ok(cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(p)
+            .or_insert(c)
+            .clone())
     }
 
     /// A process-wide instance, built on first use.
