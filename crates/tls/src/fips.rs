@@ -33,12 +33,16 @@ pub fn require() -> Result<(), TlsError> {
         return Ok(());
     }
     openssl::init();
-    let fips = Provider::load(None, "fips").map_err(|e| {
+    // `try_load` keeping the fallbacks: a failed attempt must leave the default provider
+    // usable (a plain `load` disables it even when it fails).
+    let fips = Provider::try_load(None, "fips", true).map_err(|e| {
         TlsError::Fips(format!(
             "OpenSSL's FIPS provider is not available ({}); {ADVICE}",
-            reasons(&e)
+            short_reasons(&e)
         ))
     })?;
+    // A plain `load` from here on: with the FIPS provider in place, the default
+    // provider must not be auto-loaded any more.
     let base = Provider::load(None, "base").map_err(|e| {
         TlsError::Fips(format!(
             "OpenSSL's base provider (needed next to the FIPS provider) is not available ({}); \
@@ -67,6 +71,22 @@ pub fn require() -> Result<(), TlsError> {
     *g = Some((fips, base));
     tracing::info!("FIPS mode on: OpenSSL FIPS provider loaded, default properties fips=yes");
     Ok(())
+}
+
+/// OpenSSL's distinct reason strings (loading a provider repeats them, and adds entries
+/// without a reason that only name source lines).
+fn short_reasons(e: &openssl::error::ErrorStack) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for r in e.errors().iter().filter_map(|x| x.reason()) {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    if out.is_empty() {
+        reasons(e)
+    } else {
+        out.join("; ")
+    }
 }
 
 /// Whether FIPS mode is on (the default property query of the process says `fips=yes`).

@@ -195,7 +195,11 @@ pub(crate) fn check_cert_context(ctx: &SslContextRef, s: &TlsSettings) -> Result
         } else {
             ("TLS Cipher List", list)
         };
-        let names: Vec<String> = weak.iter().map(ToString::to_string).collect();
+        const SHOWN: usize = 6;
+        let mut names: Vec<String> = weak.iter().take(SHOWN).map(ToString::to_string).collect();
+        if weak.len() > SHOWN {
+            names.push(format!("and {} more", weak.len() - SHOWN));
+        }
         return Err(TlsError::policy(
             directive,
             format!(
