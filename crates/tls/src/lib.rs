@@ -12,7 +12,13 @@
 //!   [`accept_cert`] per connection. `allowed_cn` is enforced whenever it is non-empty;
 //!   the caller passes an empty list where Bacula would not enforce it (13.x servers).
 //!   On the client side a non-empty list replaces the host-name check (9.6 rule).
-//! * PSK: [`connect_psk`] / [`accept_psk`] with the CRAM-MD5 key; contexts are shared.
+//! * PSK: [`connect_psk`] / [`accept_psk`] with the CRAM-MD5 key and the shared default
+//!   contexts, or [`PskContext::for_settings`] (cached per [`PskPolicy`]) and its
+//!   `connect` / `accept` to honour a resource's `TLS Protocol` and `TLS Cipher Suites`.
+//! * Policy directives (`TLS Protocol`, `TLS Cipher List`, `TLS Cipher Suites`, `TLS
+//!   Certificate Revocation List`, `TLS Key Passphrase File`) are applied by
+//!   [`CertContext::new`] and [`PskContext::for_settings`], which refuse weak or unusable
+//!   settings ([`policy`]); `FIPS Require` is [`fips::require`], once per process.
 //! * TLS only for the login: wrap the socket in [`Detachable`] before the handshake,
 //!   [`detach()`] at the quiet point; as a 9.6 client use [`ConnectOptions::tls12_only`].
 //! * After the handshake: [`SessionFacts::from_ssl`] for status output.
