@@ -2,6 +2,21 @@
 //! console through the Director resource, named consoles through Console
 //! resources) and connects to file daemons (Client resources) and storage
 //! daemons (Storage resources), each with that resource's own TLS settings.
+//!
+//! Jobs: `run` queues a backup, `restore` a restore; each job runs in its
+//! own task (`job.rs`, `restore.rs`) with the SD's message channel served
+//! by `msgchan.rs`, and its records kept in the SQLite catalog
+//! (`catalog.rs`). Job messages queue for the consoles ("You have
+//! messages.").
+
+mod catalog;
+mod commands;
+mod fileset;
+mod job;
+mod jobs;
+mod msgchan;
+mod report;
+mod restore;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +36,8 @@ use tracing::{debug, info, warn};
 
 use crate::daemon::{self, bacula_time, CertStore, Daemon, Links};
 use crate::login;
+use catalog::{Catalog, CatalogHandle, CATALOG_FILE};
+use jobs::Jobs;
 
 /// The Director.
 pub struct Director {
@@ -30,6 +47,8 @@ pub struct Director {
     started: SystemTime,
     auth_timeout: Duration,
     console_slots: Arc<Semaphore>,
+    catalog: CatalogHandle,
+    jobs: Arc<Jobs>,
 }
 
 /// Errors of one console command.
@@ -66,7 +85,11 @@ impl Daemon for Director {
         }
         let certs = CertStore::build(specs).map_err(|e| format!("{}: {e}", path.display()))?;
         let slots = conf.director.max_console_connections.max(1) as usize;
+        let catalog = open_catalog(&conf);
+        let jobs = Arc::new(Jobs::new(conf.director.max_concurrent_jobs));
         Ok(Director {
+            catalog,
+            jobs,
             conf,
             certs,
             links: Arc::new(Links::default()),
@@ -104,7 +127,7 @@ impl Daemon for Director {
                     "{} logged in ({}, {})",
                     peer.label, peer.established.peer_dialect, peer.established.mode
                 );
-                self.console_session(sock, peer).await;
+                self.clone().console_session(sock, peer).await;
             }
             Err(e) => warn!("console login from {addr} refused: {e}"),
         }
@@ -115,6 +138,44 @@ impl Director {
     /// The Director's name.
     pub fn name(&self) -> &str {
         &self.conf.director.name
+    }
+
+    /// How we log in to a file daemon: the Client resource's password and TLS.
+    pub fn fd_setup(&self, c: &baculink_conf::dir::Client) -> baculink_net::ClientSetup {
+        login::client_setup(
+            Hello::Director {
+                name: self.name().to_string(),
+                version: Some(hello::DIRECTOR_VERSION_V13),
+                tlspsk: None,
+            },
+            c.password.clone(),
+            &c.tls,
+            self.certs.get(&format!("Client/{}", c.name)),
+            self.name(),
+            &c.address,
+            format!("File daemon \"{}\" at {}:{}", c.name, c.address, c.port),
+            Dialect::V13,
+            self.auth_timeout,
+        )
+    }
+
+    /// How we log in to a storage daemon: the Storage resource's password and TLS.
+    pub fn sd_setup(&self, s: &baculink_conf::dir::Storage) -> baculink_net::ClientSetup {
+        login::client_setup(
+            Hello::DirectorToSd {
+                name: self.name().to_string(),
+                version: Some(hello::DIRECTOR_VERSION_V13),
+                tlspsk: None,
+            },
+            s.password.clone(),
+            &s.tls,
+            self.certs.get(&format!("Storage/{}", s.name)),
+            self.name(),
+            &s.address,
+            format!("Storage daemon \"{}\" at {}:{}", s.name, s.address, s.port),
+            Dialect::V13,
+            self.auth_timeout,
+        )
     }
 
     fn lookup(&self, hello: &Hello, addr: SocketAddr) -> Option<PeerSetup> {
@@ -159,7 +220,7 @@ impl Director {
         }
     }
 
-    async fn console_session(&self, mut sock: BSock, peer: Peer) {
+    async fn console_session(self: Arc<Self>, mut sock: BSock, peer: Peer) {
         // Maximum Console Connections: extra consoles wait for a slot.
         let Ok(_slot) = self.console_slots.clone().acquire_owned().await else {
             return;
@@ -173,7 +234,7 @@ impl Director {
         sock.close().await;
     }
 
-    async fn command_loop(&self, sock: &mut BSock, s: &mut Session) -> CmdResult {
+    async fn command_loop(self: &Arc<Self>, sock: &mut BSock, s: &mut Session) -> CmdResult {
         loop {
             if s.api > 0 {
                 sock.signal(Signal::MainPrompt).await?;
@@ -197,6 +258,13 @@ impl Director {
                 sock.signal(Signal::CmdBegin).await?;
             }
             let ok = self.dispatch(sock, s, &word, &cmd).await?;
+            if word != "messages" && self.jobs.has_messages() {
+                if s.api > 0 {
+                    sock.signal(Signal::MsgsPending).await?;
+                } else {
+                    sock.send_text("You have messages.\n").await?;
+                }
+            }
             if api_before > 0 {
                 sock.signal(if ok { Signal::CmdOk } else { Signal::CmdFailed })
                     .await?;
@@ -208,7 +276,7 @@ impl Director {
 
     /// Runs one command; false when it failed.
     async fn dispatch(
-        &self,
+        self: &Arc<Self>,
         sock: &mut BSock,
         s: &mut Session,
         word: &str,
@@ -226,7 +294,18 @@ impl Director {
                 .await?;
             }
             "status" | ".status" => return self.status(sock, word == ".status", &args).await,
-            "messages" => sock.send_text("You have no messages.\n").await?,
+            "messages" => return self.cmd_messages(sock).await,
+            "run" => return self.cmd_run(sock, cmd).await,
+            "restore" => return self.cmd_restore(sock, cmd).await,
+            "list" | "llist" => return self.cmd_list(sock, cmd).await,
+            "cancel" => return self.cmd_cancel(sock, cmd).await,
+            "wait" => return self.cmd_wait(sock, cmd).await,
+            ".jobprogress" => return self.cmd_jobprogress(sock, cmd).await,
+            ".jobs" => {
+                for j in &self.conf.jobs {
+                    sock.send_text(&format!("{}\n", j.name)).await?;
+                }
+            }
             ".messages" | ".msgs" | "" => {}
             ".api" => {
                 s.api = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -348,21 +427,7 @@ impl Director {
             c.name, c.address, c.port
         ))
         .await?;
-        let setup = login::client_setup(
-            Hello::Director {
-                name: self.name().to_string(),
-                version: Some(hello::DIRECTOR_VERSION_V13),
-                tlspsk: None,
-            },
-            c.password.clone(),
-            &c.tls,
-            self.certs.get(&format!("Client/{}", c.name)),
-            self.name(),
-            &c.address,
-            format!("File daemon \"{}\" at {}:{}", c.name, c.address, c.port),
-            Dialect::V13,
-            self.auth_timeout,
-        );
+        let setup = self.fd_setup(c);
         let (mut fd, peer) = match baculink_net::connect(&c.address, c.port, &setup).await {
             Ok(x) => x,
             Err(e) => {
@@ -428,21 +493,7 @@ impl Director {
             s.name, s.address, s.port
         ))
         .await?;
-        let setup = login::client_setup(
-            Hello::DirectorToSd {
-                name: self.name().to_string(),
-                version: Some(hello::DIRECTOR_VERSION_V13),
-                tlspsk: None,
-            },
-            s.password.clone(),
-            &s.tls,
-            self.certs.get(&format!("Storage/{}", s.name)),
-            self.name(),
-            &s.address,
-            format!("Storage daemon \"{}\" at {}:{}", s.name, s.address, s.port),
-            Dialect::V13,
-            self.auth_timeout,
-        );
+        let setup = self.sd_setup(s);
         let (mut sd, peer) = match baculink_net::connect(&s.address, s.port, &setup).await {
             Ok(x) => x,
             Err(e) => {
@@ -493,7 +544,9 @@ impl Director {
             format!("{} Version: {} {}\n", self.name(), version_text(), uname()),
             format!("Daemon started {}\n", bacula_time(self.started)),
             format!(
-                " Jobs: run=0, running=0 max=%{} consoles={}/{}\n",
+                " Jobs: run={}, running={} max=%{} consoles={}/{}\n",
+                self.jobs.run_count(),
+                self.jobs.running().len(),
                 self.conf.director.max_concurrent_jobs,
                 self.links.count("Console"),
                 self.conf.director.max_console_connections
@@ -523,16 +576,18 @@ impl Director {
                 bacula_time(l.since)
             ));
         }
-        out.push("No Jobs running.\n====\n".into());
+        out.extend(self.running_lines());
+        out.push("====\n".into());
         out.extend(self.links.status_lines());
-        out.push("\nNo Terminated Jobs.\n====\n".into());
+        out.push(format!("\nCatalog: {}\n", self.catalog.path.display()));
+        out.extend(self.terminated_lines());
         out
     }
 
     /// `.status dir <what>` for tools.
     fn dot_status_dir(&self, what: &str) -> Vec<String> {
         match what {
-            "current" | "last" => vec!["1000 OK .status\n".into()],
+            "current" | "last" => self.dot_status_jobs(what == "last"),
             "running" => {
                 let mut v = vec![];
                 for l in self.links.snapshot() {
@@ -557,11 +612,13 @@ impl Director {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 vec![format!(
-                    "header:\nname={}\nversion={}\nuname={}\nstarted_epoch={started}\npid={}\njobs_run=0\njobs_running=0\nnclients={}\nnstores={}\n\n",
+                    "header:\nname={}\nversion={}\nuname={}\nstarted_epoch={started}\npid={}\njobs_run={}\njobs_running={}\nnclients={}\nnstores={}\n\n",
                     self.name(),
                     version_text(),
                     uname(),
                     std::process::id(),
+                    self.jobs.run_count(),
+                    self.jobs.running().len(),
                     self.conf.clients.len(),
                     self.conf.storages.len()
                 )]
@@ -590,12 +647,18 @@ async fn relay(from: &mut BSock, to: &mut BSock) -> Result<(), NetError> {
 }
 
 const HELP: &str = "  Command       Description\n  =======       ===========\n  \
+cancel        Cancel a job: cancel jobid=N\n  \
 help          Print help on specific commands\n  \
+list          List catalog records: list jobs | list jobid=N | list files jobid=N | list joblog jobid=N | list volumes\n  \
 messages      Display pending messages\n  \
+restore       Restore a backup: restore jobid=N [where=DIR] [client=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n  \
+run           Run a job: run job=NAME [level=Full|Incremental|Differential] [client=C] [storage=S] [pool=P] [yes]\n  \
+wait          Wait until jobs end: wait [jobid=N] [timeout=SECS]\n  \
 quit          Terminate Bconsole session\n  \
 status        Report status: status dir | client=NAME | storage=NAME\n  \
 version       Print Director version\n  \
 .api          Switch the API level (0, 1, 2)\n  \
+.jobprogress  Key=value progress of running jobs: .jobprogress [jobid=N]\n  \
 .status       Machine-readable status: .status dir|client=NAME|storage=NAME header|running|current\n";
 
 /// A job name suffix `YYYY-MM-DD_HH.MM.SS_NN`-like, unique per connection.
@@ -619,4 +682,29 @@ pub fn uname() -> String {
 /// The text after `Version: ` in our final line and `version` output.
 pub fn version_text() -> String {
     format!("{} (baculink)", env!("CARGO_PKG_VERSION"))
+}
+
+/// Opens `baculink-catalog.db` in the Working Directory; without a usable
+/// Working Directory an in-memory catalog keeps the Director serving
+/// (jobs are then forgotten at exit).
+fn open_catalog(conf: &DirectorConfig) -> CatalogHandle {
+    if let Some(dir) = &conf.director.working_directory {
+        let path = dir.join(CATALOG_FILE);
+        match CatalogHandle::open(&path) {
+            Ok(h) => return h,
+            Err(e) => warn!(
+                "cannot open the catalog {}: {e}; using an in-memory catalog",
+                path.display()
+            ),
+        }
+    } else {
+        warn!("no Working Directory: using an in-memory catalog (jobs are not kept)");
+    }
+    match Catalog::memory() {
+        Ok(c) => CatalogHandle::spawn(c, PathBuf::from(":memory:")),
+        Err(e) => {
+            // SQLite without a file cannot fail short of memory exhaustion.
+            panic!("cannot create an in-memory catalog: {e}")
+        }
+    }
 }
