@@ -305,7 +305,10 @@ async fn backup_steps(
             REPLY_TIMEOUT,
         )
         .await?;
-        fd_wait_end(ctx, &mut fd, fd_gen, out, "Backup").await
+        let poller = tokio::spawn(poll_fd_progress(ctx.clone()));
+        let r = fd_wait_end(ctx, &mut fd, fd_gen, out, "Backup").await;
+        poller.abort();
+        r
     }
     .await;
     close_fd(fd).await;
@@ -622,6 +625,89 @@ async fn fd_recv(ctx: &JobCtx, fd: &mut BSock, gen: Generation) -> Result<FdEven
             Packet::Signal(s) => return Ok(FdEvent::Signal(s)),
         }
     }
+}
+
+/// How often the FD is asked for a running job's files and bytes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps the job's live files/bytes/rate current while data moves: 9.6
+/// FDs send `Progress` only every ~30 s, so a side connection asks the FD
+/// `.status running` (key=value, API 2) every [`PROGRESS_EVERY`]. Stops on
+/// its own after repeated failures; the job task aborts it at the end.
+pub async fn poll_fd_progress(ctx: Arc<JobCtx>) {
+    let c = &ctx.plan.client;
+    let setup = ctx.dir.fd_setup(c);
+    let mut failures = 0;
+    let mut conn: Option<BSock> = None;
+    while failures < 3 {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        if conn.is_none() {
+            let Ok((mut fd, _)) = baculink_net::connect(&c.address, c.port, &setup).await else {
+                failures += 1;
+                continue;
+            };
+            let line = format!(
+                "JobId=0 Job=-Console-.{}_{:02} SDid=0 SDtime=0 Authorization=dummy\n",
+                report::job_name_time(now()),
+                ctx.dir.jobs.next_seq()
+            );
+            let ok = fd.send_text(&line).await.is_ok()
+                && matches!(fd.recv_timeout(REPLY_TIMEOUT).await,
+                    Ok(Packet::Data(d)) if d.starts_with(b"2000 OK Job"));
+            if !ok {
+                failures += 1;
+                continue;
+            }
+            conn = Some(fd);
+        }
+        let Some(fd) = conn.as_mut() else { continue };
+        if fd
+            .send_text(".status running api=2 api_opts=")
+            .await
+            .is_err()
+        {
+            conn = None;
+            failures += 1;
+            continue;
+        }
+        let lines = read_to_eod(fd).await;
+        if lines.is_empty() {
+            conn = None;
+            failures += 1;
+            continue;
+        }
+        failures = 0;
+        if let Some((files, bytes, bps)) = parse_running(&lines.concat(), ctx.id()) {
+            ctx.live.update(|s| {
+                s.files = s.files.max(files);
+                s.bytes = s.bytes.max(bytes);
+                s.bps = bps;
+            });
+        }
+    }
+    if let Some(fd) = conn {
+        close_fd(fd).await;
+    }
+}
+
+/// Files, bytes and rate of `job_id` in an FD's `.status running` output.
+fn parse_running(text: &str, job_id: u32) -> Option<(u64, u64, u64)> {
+    let want = format!("JobId={job_id}");
+    for block in text.split("\n\n") {
+        let lines: Vec<&str> = block.lines().map(|l| l.trim_end_matches('\0')).collect();
+        if !lines.iter().any(|l| *l == want) {
+            continue;
+        }
+        let get = |k: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        return Some((get("JobFiles"), get("JobBytes"), get("Bytes/sec")));
+    }
+    None
 }
 
 /// Network failure with the FD as a fatal error text (logged by the caller).
@@ -1172,5 +1258,20 @@ pub fn replace_word(c: char) -> &'static str {
         'o' => "IfOlder",
         'n' => "Never",
         _ => "Always",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_status_of_a_9_6_fd() {
+        let text =
+            "JobId=3\nJob=BackupData.2026-11-29_07.48.42_03\nVSS=0\nLevel=F\nType=B\nStatus=R\n\
+                    JobFiles=6\nJobBytes=570780347\nBytes/sec=71347543\nErrors=0\n\n\
+                    DirectorConnected_epoch=1795938530\nDirTLS=0\n";
+        assert_eq!(parse_running(text, 3), Some((6, 570_780_347, 71_347_543)));
+        assert_eq!(parse_running(text, 4), None);
     }
 }

@@ -226,7 +226,8 @@ async fn steps(
         )
         .await?;
         // The read session runs now; the FD reports its end of it.
-        fd_expect(
+        let poller = tokio::spawn(super::job::poll_fd_progress(ctx.clone()));
+        let r = fd_expect(
             ctx,
             &mut fd,
             gen,
@@ -234,7 +235,9 @@ async fn steps(
             "restore",
             std::time::Duration::from_secs(24 * 3600),
         )
-        .await?;
+        .await;
+        poller.abort();
+        r?;
         // Wait for the SD's end of this read job before ending the restore.
         out.sd = end_sd(ctx, sd_task.take(), false).await;
         fd.send_text("endrestore")
