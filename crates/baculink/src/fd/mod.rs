@@ -2,9 +2,16 @@
 //! resources of bacula-fd.conf, each with its own password and TLS
 //! settings), answers the job line every Director connection starts with,
 //! and serves the non-job commands (`status`, `.status`, `cancel`,
-//! `setdebug`, ...). [`FileDaemon::connect_to_sd`] opens the job data
+//! `setdebug`, ...) and the job commands: backup, restore, estimate and
+//! cancel (a drop-in for the real Director and Storage daemon, see
+//! protocol-jobs.md §5-7). [`FileDaemon::connect_to_sd`] opens the job data
 //! channel to a Storage daemon with the FileDaemon resource's TLS settings.
 
+mod backup;
+mod fileset;
+mod job;
+mod restore;
+mod run;
 mod status;
 
 use std::net::SocketAddr;
@@ -20,6 +27,7 @@ use baculink_net::{BSock, LoginError, NetError, Peer, PeerSetup, ServerSetup};
 use baculink_proto::frame::{Packet, Signal};
 use baculink_proto::handshake::{RefusalReason, ServerConfig, ServerKind};
 use baculink_proto::hello::{self, Hello};
+use baculink_proto::job::attr::{EndJob, JobStatus};
 use baculink_proto::negotiate::Dialect;
 use baculink_proto::scan::{c_text, Scanner};
 use baculink_proto::Secret;
@@ -43,16 +51,20 @@ pub struct FileDaemon {
     debug_level: AtomicI64,
     /// Trace flag last set with `setdebug`.
     trace: AtomicI64,
+    /// Running and recently finished jobs.
+    jobs: job::Jobs,
 }
 
 /// An authenticated FD -> SD data connection. Listed among the daemon's
 /// live links (role `Storage daemon`) until dropped.
-#[allow(dead_code)] // the backup and restore commands use it
 pub struct SdLink {
     /// The connection, LZ4-compressing what we send when the SD's final line allows it.
     pub sock: BSock,
     /// The Storage daemon as authenticated.
+    #[allow(dead_code)]
     pub peer: Peer,
+    /// Whether `sock` compresses what we send.
+    pub compress: bool,
     _link: LinkGuard,
 }
 
@@ -139,6 +151,7 @@ impl FileDaemon {
             auth_timeout,
             debug_level: AtomicI64::new(0),
             trace: AtomicI64::new(0),
+            jobs: job::Jobs::default(),
         })
     }
 
@@ -190,12 +203,13 @@ impl FileDaemon {
     /// Serves one authenticated Director until it (or we) end the conversation.
     async fn director_session(&self, mut sock: BSock, peer: Peer, monitor: bool) {
         let _link = self.links.add(&peer, "Director", false);
-        let mut s = Session {
-            label: peer.label.clone(),
+        let mut s = Session::new(
+            peer.label.clone(),
             monitor,
-            job: None,
-            first: true,
-        };
+            peer.established
+                .peer_version
+                .unwrap_or(hello::DIRECTOR_VERSION_V96),
+        );
         let end = match self.command_loop(&mut sock, &mut s).await {
             Ok(end) => end,
             Err(e) => {
@@ -203,6 +217,7 @@ impl FileDaemon {
                 End::ByPeer
             }
         };
+        self.end_job(&mut sock, &mut s, end).await;
         // Once the peer sent TERMINATE (or left) nothing more goes to it.
         if end == End::ByUs && !sock.is_terminated() {
             let _ = sock.signal(Signal::Terminate).await;
@@ -269,6 +284,57 @@ impl FileDaemon {
         }
     }
 
+    /// The end of a job's conversation: the data channel is closed, the
+    /// Director gets the `2800 End Job` line (when we end the conversation
+    /// and it still listens), the job leaves the registry.
+    async fn end_job(&self, dir: &mut BSock, s: &mut Session, end: End) {
+        if let Some(mut link) = s.sd.take() {
+            if !link.sock.is_terminated() {
+                let _ = link.sock.signal(Signal::Terminate).await;
+            }
+            link.sock.close().await;
+        }
+        let Some(handle) = s.handle.take() else {
+            return;
+        };
+        if s.restore.is_some() {
+            self.end_restore(dir, s).await;
+        }
+        if handle.is_canceled() {
+            s.status = JobStatus::CANCELED;
+        }
+        if s.status == JobStatus::RUNNING {
+            // The conversation ended before the job did.
+            s.status = JobStatus::ERROR_TERMINATED;
+        }
+        let mut line = s.totals.unwrap_or(EndJob {
+            term_code: s.status,
+            job_files: handle.files.load(Ordering::Relaxed) as u32,
+            read_bytes: handle.bytes.load(Ordering::Relaxed),
+            job_bytes: handle.bytes.load(Ordering::Relaxed),
+            errors: handle.errors.load(Ordering::Relaxed),
+            vss: 0,
+            encrypt: 0,
+            comm_bytes: 0,
+            compress_comm_bytes: 0,
+        });
+        line.term_code = s.status;
+        if end == End::ByUs && !dir.is_terminated() {
+            s.flush(dir).await;
+            let _ = dir.send_text(&line.encode()).await;
+        }
+        info!(
+            "{}: job {} ended: {} ({} files, {} bytes, {} errors)",
+            s.label,
+            handle.job,
+            s.status.describe(),
+            line.job_files,
+            line.job_bytes,
+            line.errors
+        );
+        self.jobs.finish(&handle, s.status);
+    }
+
     /// Runs one command; `End::ByUs` when the conversation must end.
     async fn dispatch(
         &self,
@@ -284,6 +350,12 @@ impl FileDaemon {
                         "{}: JobId={} Job={} SDid={} SDtime={}",
                         s.label, job.job_id, job.job, job.sd_id, job.sd_time
                     );
+                    if job.job_id != "0" && s.handle.is_none() {
+                        s.handle = Some(self.jobs.start(&job.job_id, &job.job));
+                        s.reporter =
+                            Some(job::Reporter::new(&job.job_id, self.name(), s.dir_version));
+                        s.status = JobStatus::RUNNING;
+                    }
                     s.job = Some(job);
                     sock.send_text(&status::job_reply()).await?;
                 }
@@ -324,11 +396,26 @@ impl FileDaemon {
                     .and_then(|_| sc.word(127))
                     .filter(|j| !j.is_empty());
                 match job {
-                    // No job ever runs here yet, so none can be found.
-                    Some(j) => {
-                        sock.send_text(&format!("2901 Job {} not found.\n", unbash(j)))
+                    Some(j) => match self.jobs.find(&unbash(j)) {
+                        Some(h) => {
+                            info!("{}: {verb} of job {}", s.label, h.job);
+                            h.cancel();
+                            let done = if command == Command::Cancel {
+                                "canceled"
+                            } else {
+                                "stopped"
+                            };
+                            sock.send_text(&format!(
+                                "2001 Job \"{}\" marked to be {done}.\n",
+                                h.job
+                            ))
                             .await?
-                    }
+                        }
+                        None => {
+                            sock.send_text(&format!("2901 Job {} not found.\n", unbash(j)))
+                                .await?
+                        }
+                    },
                     None => {
                         sock.send_text(&format!("2902 Error scanning {verb} command.\n"))
                             .await?
@@ -370,6 +457,22 @@ impl FileDaemon {
                     .await?;
                 }
             }
+            Command::Level => return self.cmd_level(sock, s, cmd).await,
+            Command::Fileset => return self.cmd_fileset(sock, s).await,
+            Command::Storage => return self.cmd_storage(sock, s, cmd).await,
+            Command::Backup => return self.cmd_backup(sock, s, cmd).await,
+            Command::Restore => return self.cmd_restore(sock, s, cmd).await,
+            Command::EndRestore => {
+                self.end_restore(sock, s).await;
+                return Ok(End::ByUs);
+            }
+            Command::Estimate => return self.cmd_estimate(sock, s, cmd).await,
+            Command::Accurate => return self.cmd_accurate(sock, s).await,
+            Command::RunScript => return self.cmd_run_script(sock, s, cmd).await,
+            Command::PluginFeatures => {
+                // 13.x Directors ask before a restore; we have no plugins.
+                sock.signal(Signal::Eod).await?;
+            }
             Command::NotYet(name) => {
                 info!(
                     "{}: command \"{name}\" is not supported yet by this File daemon",
@@ -391,7 +494,6 @@ impl FileDaemon {
     /// from the Director's job line. Retries refused TCP connects every 10 s
     /// up to the resource's `SD Connect Timeout`; the login itself is bounded
     /// by the auth timeout. The link is listed in `status` while it lives.
-    #[allow(dead_code)] // the backup and restore commands use it
     pub async fn connect_to_sd(
         &self,
         host: &str,
@@ -422,7 +524,8 @@ impl FileDaemon {
                 Ok((mut sock, peer)) => {
                     // The SD's "3000 OK Hello N" with N >= 1 allows LZ4 towards it.
                     let version = peer.established.peer_version.unwrap_or(0);
-                    sock.set_compression(fdr.comm_compression && version >= 1);
+                    let compress = fdr.comm_compression && version >= 1;
+                    sock.set_compression(compress);
                     info!(
                         "{} authenticated for job {job} ({}, {})",
                         peer.label, peer.established.peer_dialect, peer.established.mode
@@ -431,6 +534,7 @@ impl FileDaemon {
                     return Ok(SdLink {
                         sock,
                         peer,
+                        compress,
                         _link: link,
                     });
                 }
@@ -459,13 +563,81 @@ enum End {
     ByUs,
 }
 
-/// Per-connection state.
+/// Per-connection state: the job line and, for a job, everything its
+/// commands set up.
 struct Session {
     label: String,
     monitor: bool,
     job: Option<JobLine>,
     /// No command read yet.
     first: bool,
+    /// The Director's protocol version (Jmsg type table).
+    dir_version: u32,
+    /// The registered job (JobId != 0).
+    handle: Option<Arc<job::JobHandle>>,
+    /// Job messages to the Director.
+    reporter: Option<job::Reporter>,
+    /// Level and since-time.
+    level: job::Level,
+    /// The FileSet.
+    fileset: Option<Arc<fileset::FileSet>>,
+    /// Data channel to the Storage daemon.
+    sd: Option<SdLink>,
+    /// Restore progress (kept across read sessions).
+    restore: Option<restore::RestoreState>,
+    /// What the job does.
+    kind: job::JobKind,
+    /// Job status so far.
+    status: JobStatus,
+    /// Counters for the end-of-job line, once the job ran.
+    totals: Option<EndJob>,
+    /// Files the Director expects a restore to write.
+    expected_files: u64,
+}
+
+impl Session {
+    fn new(label: String, monitor: bool, dir_version: u32) -> Session {
+        Session {
+            label,
+            monitor,
+            job: None,
+            first: true,
+            dir_version,
+            handle: None,
+            reporter: None,
+            level: job::Level::default(),
+            fileset: None,
+            sd: None,
+            restore: None,
+            kind: job::JobKind::Unknown,
+            status: JobStatus::CREATED,
+            totals: None,
+            expected_files: 0,
+        }
+    }
+
+    /// Queues a job message until the job runs (the Director reads them then).
+    fn report(&self, kind: job::MsgType, text: &str) {
+        match &self.reporter {
+            Some(r) => r.queue(kind, text),
+            None => info!("{}: {}", self.label, text),
+        }
+    }
+
+    /// Sends a job message now.
+    async fn report_now(&self, dir: &mut BSock, kind: job::MsgType, text: &str) {
+        match &self.reporter {
+            Some(r) => r.send(dir, kind, text).await,
+            None => info!("{}: {}", self.label, text),
+        }
+    }
+
+    /// Sends the queued job messages.
+    async fn flush(&self, dir: &mut BSock) {
+        if let Some(r) = &self.reporter {
+            r.flush(dir).await;
+        }
+    }
 }
 
 /// The commands we recognise, by Bacula's prefixes (case-sensitive, first
@@ -479,37 +651,48 @@ enum Command {
     Stop,
     SetDebug,
     SetBandwidth,
+    Level,
+    Fileset,
+    Storage,
+    Backup,
+    Restore,
+    EndRestore,
+    Estimate,
+    Accurate,
+    RunScript,
+    PluginFeatures,
     /// A Bacula command this daemon does not implement yet.
     NotYet(&'static str),
 }
 
-/// Bacula's dispatch order; the job commands come with a later version.
+/// Bacula's dispatch order.
 const PREFIXES: &[(&str, Command)] = &[
-    ("backup", Command::NotYet("backup")),
+    ("backup", Command::Backup),
     ("cancel", Command::Cancel),
     ("setdebug=", Command::SetDebug),
     ("setbandwidth=", Command::SetBandwidth),
     ("snapshot", Command::NotYet("snapshot")),
-    ("estimate", Command::NotYet("estimate")),
+    ("estimate", Command::Estimate),
     ("Hello", Command::NotYet("Hello")),
-    ("fileset", Command::NotYet("fileset")),
+    ("fileset", Command::Fileset),
     ("JobId=", Command::Job),
-    ("level = ", Command::NotYet("level")),
-    ("restore ", Command::NotYet("restore")),
-    ("endrestore", Command::NotYet("endrestore")),
+    ("level = ", Command::Level),
+    ("restore ", Command::Restore),
+    ("endrestore", Command::EndRestore),
     ("session", Command::NotYet("session")),
     ("status", Command::Status),
     (".status", Command::DotStatus),
-    ("storage ", Command::NotYet("storage")),
+    ("storage ", Command::Storage),
     ("verify", Command::NotYet("verify")),
     ("component", Command::NotYet("component")),
-    ("RunBeforeNow", Command::NotYet("RunBeforeNow")),
-    ("RunBeforeJob", Command::NotYet("RunBeforeJob")),
-    ("RunAfterJob", Command::NotYet("RunAfterJob")),
-    ("Run", Command::NotYet("Run")),
-    ("accurate", Command::NotYet("accurate")),
+    ("RunBeforeNow", Command::RunScript),
+    ("RunBeforeJob", Command::RunScript),
+    ("RunAfterJob", Command::RunScript),
+    ("Run", Command::RunScript),
+    ("accurate", Command::Accurate),
     ("restoreobject", Command::NotYet("restoreobject")),
     ("stop", Command::Stop),
+    ("PluginFeatures", Command::PluginFeatures),
 ];
 
 impl Command {
@@ -533,7 +716,6 @@ struct JobLine {
     sd_id: u32,
     sd_time: u32,
     /// The SD session key (`dummy` without a job); never logged.
-    #[allow(dead_code)] // the backup and restore commands use it
     key: Secret,
 }
 

@@ -82,8 +82,10 @@ pub fn status_lines(fd: &FileDaemon) -> Vec<String> {
     let mut out = vec![
         format!("{} Version: {} {}\n", fd.name(), version_text(), uname()),
         format!(
-            "Daemon started {}. Jobs: run=0 running=0.\n",
-            bacula_time(fd.started)
+            "Daemon started {}. Jobs: run={} running={}.\n",
+            bacula_time(fd.started),
+            fd.jobs.run.load(Ordering::Relaxed),
+            fd.jobs.running().len()
         ),
         format!(
             " Sizes: debug={} trace={} maxjobs={} bwlimit=0kB/s\n",
@@ -104,9 +106,56 @@ pub fn status_lines(fd: &FileDaemon) -> Vec<String> {
             bacula_time(l.since)
         ));
     }
-    out.push("No Jobs running.\n====\n".into());
+    let running = fd.jobs.running();
+    if running.is_empty() {
+        out.push("No Jobs running.\n".into());
+    }
+    for j in running {
+        out.push(format!("JobId {} Job {} is running.\n", j.job_id, j.job));
+        out.push(format!(
+            "    {} {} Job started: {}\n",
+            j.kind().word(),
+            j.level(),
+            bacula_time(j.started)
+        ));
+        out.push(format!(
+            "    Files={} Bytes={} Errors={}\n",
+            j.files.load(Ordering::Relaxed),
+            j.bytes.load(Ordering::Relaxed),
+            j.errors.load(Ordering::Relaxed)
+        ));
+        let cur = j.current();
+        if !cur.is_empty() {
+            out.push(format!("    Processing file: {cur}\n"));
+        }
+    }
+    out.push("====\n".into());
     out.extend(fd.links.status_lines());
-    out.push("\nTerminated Jobs:\nNo Terminated Jobs.\n====\n".into());
+    let finished = fd.jobs.finished();
+    if finished.is_empty() {
+        out.push("\nTerminated Jobs:\nNo Terminated Jobs.\n====\n".into());
+    } else {
+        out.push("\nTerminated Jobs:\n".into());
+        out.push(" JobId  Level    Files      Bytes   Status   Finished        Name \n".into());
+        out.push("===================================================================\n".into());
+        for f in finished.iter().rev() {
+            out.push(format!(
+                "{:6}  {:<6} {:8} {:10}  {:<7}  {:<8} {}\n",
+                f.job_id,
+                if f.kind == super::job::JobKind::Restore {
+                    "Restore".to_string()
+                } else {
+                    f.level.clone()
+                },
+                f.files,
+                f.bytes,
+                f.status.describe(),
+                bacula_time(f.ended),
+                f.job
+            ));
+        }
+        out.push("====\n".into());
+    }
     out
 }
 
@@ -114,8 +163,27 @@ pub fn status_lines(fd: &FileDaemon) -> Vec<String> {
 pub fn dot_status(fd: &FileDaemon, cmd: &str) -> Option<Vec<String>> {
     let what = cmd.split_whitespace().nth(1).unwrap_or("");
     match what {
-        // No job runs or has run here yet: the OK line alone.
-        "current" | "last" => Some(vec!["2000 OK .status\n".into()]),
+        "current" => {
+            let mut v = vec!["2000 OK .status\n".to_string()];
+            for j in fd.jobs.running() {
+                v.push(format!(
+                    "JobId={} JobStatus=R JobErrors={}\n",
+                    j.job_id,
+                    j.errors.load(Ordering::Relaxed)
+                ));
+            }
+            Some(v)
+        }
+        "last" => {
+            let mut v = vec!["2000 OK .status\n".to_string()];
+            if let Some(f) = fd.jobs.finished().last() {
+                v.push(format!(
+                    "JobId={} JobStatus={} JobErrors={}\n",
+                    f.job_id, f.status, f.errors
+                ));
+            }
+            Some(v)
+        }
         "terminated" => Some(Vec::new()),
         "header" => Some(vec![header(fd)]),
         "running" => Some(fd.links.snapshot().iter().map(running_block).collect()),
@@ -126,13 +194,15 @@ pub fn dot_status(fd: &FileDaemon, cmd: &str) -> Option<Vec<String>> {
 fn header(fd: &FileDaemon) -> String {
     format!(
         "header:\nname={}\nversion={}\nuname={}\nstarted_epoch={}\nstarted={}\npid={}\n\
-         jobs_run=0\njobs_running=0\nwinver=\ndebug={}\ntrace={}\nbwlimit=0\nplugins=\n\n",
+         jobs_run={}\njobs_running={}\nwinver=\ndebug={}\ntrace={}\nbwlimit=0\nplugins=\n\n",
         fd.name(),
         version_text(),
         uname(),
         epoch(fd.started),
         iso_time(fd.started),
         std::process::id(),
+        fd.jobs.run.load(Ordering::Relaxed),
+        fd.jobs.running().len(),
         fd.debug_level.load(Ordering::Relaxed),
         fd.trace.load(Ordering::Relaxed),
     )

@@ -117,11 +117,11 @@ fn command_prefixes_follow_bacula_order() {
     assert_eq!(Command::of("status"), Some(Command::Status));
     assert_eq!(Command::of(".status header"), Some(Command::DotStatus));
     assert_eq!(Command::of("JobId=0 Job=x"), Some(Command::Job));
-    assert_eq!(Command::of("level = full"), Some(Command::NotYet("level")));
-    assert_eq!(
-        Command::of("RunAfterJob x"),
-        Some(Command::NotYet("RunAfterJob"))
-    );
+    assert_eq!(Command::of("level = full"), Some(Command::Level));
+    assert_eq!(Command::of("RunAfterJob x"), Some(Command::RunScript));
+    assert_eq!(Command::of("restore files=1"), Some(Command::Restore));
+    assert_eq!(Command::of("endrestore"), Some(Command::EndRestore));
+    assert_eq!(Command::of("backup FileIndex=0"), Some(Command::Backup));
     assert_eq!(
         Command::of("restoreobject"),
         Some(Command::NotYet("restoreobject"))
