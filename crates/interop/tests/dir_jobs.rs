@@ -361,7 +361,7 @@ fn file_daemon_killed_mid_backup_fails_the_job_and_the_next_runs() {
         .create(true)
         .open(h.path().join("log/bacula-fd.out"))
         .unwrap();
-    let fd = Command::new("/usr/sbin/bacula-fd")
+    let mut fd = Command::new("/usr/sbin/bacula-fd")
         .arg("-f")
         .arg("-c")
         .arg(h.etc("bacula-fd.conf"))
@@ -392,4 +392,8 @@ fn file_daemon_killed_mid_backup_fails_the_job_and_the_next_runs() {
     assert!(out.contains("No Jobs running."), "{out}");
     let log = ours.log_text();
     assert!(!log.contains("panicked"), "{log}");
+    // The harness stops the restarted FD by its pid file; then reap it.
+    drop(ours);
+    drop(h);
+    let _ = fd.wait();
 }
