@@ -1104,8 +1104,9 @@ async fn unsupported_session(sock: &mut BSock) -> Result<(), NetError> {
                     .take(40)
                     .collect();
                 sock.send_text(&format!(
-                    "3903 baculink storage daemon: data channel command \"{word}\" refused: \
-                     this job was not set up by a Director\n"
+                    "3903 baculink storage daemon: data channel command \"{word}\" is not \
+                     supported yet for this job: it was registered by the test hook, not set up \
+                     by a Director\n"
                 ))
                 .await?;
                 sock.signal(Signal::Eod).await?;
