@@ -107,9 +107,12 @@ impl BSock {
                     });
                 }
             }
+            // Room for the rest of the current packet in one go (a 64 KiB
+            // data packet should not grow the buffer piecemeal).
+            let wanted = self.decoder.bytes_wanted().max(4096);
             let buf = self.decoder.buffer_mut();
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(16 * 1024);
+            if buf.capacity() - buf.len() < wanted {
+                buf.reserve(wanted.max(16 * 1024));
             }
             let n = match self.stream.read_buf(buf).await {
                 Ok(n) => n,

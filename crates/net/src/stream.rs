@@ -9,13 +9,27 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
+/// Bytes read from the socket at a time; OpenSSL's small reads (a 5-byte
+/// record header, then the record) are served from this buffer.
+const READ_CHUNK: usize = 64 * 1024;
+/// Writes are coalesced up to this size (OpenSSL writes one record at a
+/// time; one packet of 64 KiB is four records but should be one syscall).
+const WRITE_CHUNK: usize = 64 * 1024;
+
 /// A TCP stream that first replays bytes already read past the last
 /// clear-text packet (the start of the peer's TLS handshake), and that can
 /// give the socket back when TLS is dropped without close_notify.
+///
+/// It reads ahead in large chunks and coalesces writes until a flush. Read
+/// ahead stays safe for TLS Authenticate: unread bytes live here, not in
+/// OpenSSL, and go with the socket when TLS is dropped. The read buffer is
+/// released whenever the socket has nothing to read, so idle connections
+/// hold no buffer.
 #[derive(Debug)]
 pub(crate) struct Raw {
     tcp: Option<TcpStream>,
     prefix: BytesMut,
+    wbuf: Vec<u8>,
 }
 
 impl Raw {
@@ -23,7 +37,37 @@ impl Raw {
         Raw {
             tcp: Some(tcp),
             prefix: BytesMut::new(),
+            wbuf: Vec::new(),
         }
+    }
+
+    /// Writes out the coalesced bytes.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(tcp) = self.tcp.as_mut() else {
+            return Poll::Ready(Err(Raw::gone()));
+        };
+        let mut done = 0;
+        while done < self.wbuf.len() {
+            match Pin::new(&mut *tcp).poll_write(cx, &self.wbuf[done..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "socket closed",
+                    )))
+                }
+                Poll::Ready(Ok(n)) => done += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.wbuf.drain(..done);
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 4 * WRITE_CHUNK {
+            self.wbuf = Vec::new();
+        }
+        Poll::Ready(Ok(()))
     }
 
     pub(crate) fn with_prefix(mut self, prefix: BytesMut) -> Raw {
@@ -37,11 +81,14 @@ impl Raw {
         self
     }
 
-    /// Takes the socket out (leaves this wrapper closed).
+    /// Takes the socket out (leaves this wrapper closed), with the bytes
+    /// read ahead but not yet consumed. Unflushed writes are dropped: the
+    /// protocol only drops TLS at quiet points, after a flush.
     pub(crate) fn take(&mut self) -> Option<Raw> {
         self.tcp.take().map(|tcp| Raw {
             tcp: Some(tcp),
             prefix: std::mem::take(&mut self.prefix),
+            wbuf: std::mem::take(&mut self.wbuf),
         })
     }
 
@@ -69,44 +116,91 @@ impl Raw {
 
 impl AsyncRead for Raw {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+        let me = self.get_mut();
+        if me.prefix.is_empty() {
+            let Some(tcp) = me.tcp.as_mut() else {
+                return Poll::Ready(Err(Raw::gone()));
+            };
+            if buf.remaining() >= READ_CHUNK {
+                // A large read needs no staging.
+                return Pin::new(tcp).poll_read(cx, buf);
+            }
+            me.prefix.reserve(READ_CHUNK);
+            match tokio_util::io::poll_read_buf(Pin::new(tcp), cx, &mut me.prefix) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Idle: hold no buffer while waiting.
+                    me.prefix = BytesMut::new();
+                    return Poll::Pending;
+                }
+            }
         }
-        match self.tcp.as_mut() {
-            Some(t) => Pin::new(t).poll_read(cx, buf),
-            None => Poll::Ready(Err(Raw::gone())),
-        }
+        let n = me.prefix.len().min(buf.remaining());
+        buf.put_slice(&me.prefix[..n]);
+        me.prefix.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
 impl AsyncWrite for Raw {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.tcp.as_mut() {
-            Some(t) => Pin::new(t).poll_write(cx, buf),
-            None => Poll::Ready(Err(Raw::gone())),
+        let me = self.get_mut();
+        if me.tcp.is_none() {
+            return Poll::Ready(Err(Raw::gone()));
         }
+        if me.wbuf.len() >= WRITE_CHUNK {
+            match me.poll_drain(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|_| 0)),
+            }
+        }
+        if me.wbuf.is_empty() && buf.len() >= WRITE_CHUNK {
+            // Nothing pending and a large write: straight to the socket.
+            if let Some(t) = me.tcp.as_mut() {
+                return Pin::new(t).poll_write(cx, buf);
+            }
+        }
+        let n = buf
+            .len()
+            .min(WRITE_CHUNK.saturating_sub(me.wbuf.len()).max(1));
+        me.wbuf.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tcp.as_mut() {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if me.tcp.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        match me.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        match me.tcp.as_mut() {
             Some(t) => Pin::new(t).poll_flush(cx),
             None => Poll::Ready(Ok(())),
         }
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.tcp.as_mut() {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if me.tcp.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        match me.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        match me.tcp.as_mut() {
             Some(t) => Pin::new(t).poll_shutdown(cx),
             None => Poll::Ready(Ok(())),
         }

@@ -235,6 +235,24 @@ impl Decoder {
         &mut self.buf
     }
 
+    /// How many more bytes complete the packet at the front of the buffer
+    /// (4 while no header is buffered), so a reader can reserve once
+    /// instead of growing the buffer piecemeal. Capped at the receive limit.
+    pub fn bytes_wanted(&self) -> usize {
+        let b = &self.buf;
+        if b.len() < 4 {
+            return 4 - b.len();
+        }
+        let h = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if h <= 0 {
+            return 0;
+        }
+        let word = h as u32;
+        let header = if word & BIT_HDR_EXTEND != 0 { 8 } else { 4 };
+        let len = ((word & !(BIT_COMPRESSED | BIT_HDR_EXTEND)) as usize).min(MAX_RECV_PAYLOAD);
+        (header + len).saturating_sub(b.len())
+    }
+
     /// Decodes the next complete packet, if the buffer holds one.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, FrameError> {
         decode(&mut self.buf)
@@ -419,6 +437,10 @@ mod tests {
         }
         assert_eq!(got, packets);
         assert!(d.buffered().is_empty());
+        let mut d = Decoder::new();
+        assert_eq!(d.bytes_wanted(), 4);
+        d.push(&wire(&Packet::data(vec![1u8; 100]), false)[..10]);
+        assert_eq!(d.bytes_wanted(), 94);
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! Measurement tool behind the scripts in `bench/` (not a test):
+//!
+//! * `login CONF N`: N sequential console logins (connect, negotiate,
+//!   CRAM-MD5, `version`, quit) against the Director of a bconsole.conf;
+//!   prints p50 / p99 / mean in ms.
+//! * `rate CONF SECONDS CONCURRENCY`: logins per second one Director sustains.
+//! * `idle CONF N PID`: holds N authenticated idle connections to the
+//!   Director (process PID) and prints its RSS growth per connection.
+//! * `bulk MODE MIB`: one authenticated connection over loopback (our client
+//!   and server in this process, MODE = psk | clear) moving MIB MiB of 64 KiB
+//!   packets; prints MB/s.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baculink_conf::tls::TlsRole;
+use baculink_net::{BSock, ClientSetup, PeerSetup, ServerSetup};
+use baculink_proto::frame::{Packet, Signal};
+use baculink_proto::handshake::{ClientConfig, Local, ServerConfig, ServerKind};
+use baculink_proto::hello::Hello;
+use baculink_proto::negotiate::{Dialect, Need, Needs};
+use baculink_proto::Secret;
+
+fn usage() -> ! {
+    eprintln!("usage: baculink-bench login CONF N | rate CONF SECONDS CONCURRENCY | idle CONF N PID | bulk psk|clear MIB");
+    std::process::exit(2)
+}
+
+/// The console login setup for the first Director of a bconsole.conf.
+fn console_setup(conf: &Path) -> (ClientSetup, String, u16) {
+    let (c, _) = baculink_conf::ConsoleConfig::load(conf).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let d = &c.directors[0];
+    let host = d.address.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let cert = if d.tls.cert_enabled(TlsRole::Client) {
+        Some(Arc::new(
+            baculink_tls::CertContext::new(&d.tls, TlsRole::Client).expect("TLS context"),
+        ))
+    } else {
+        None
+    };
+    let setup = ClientSetup {
+        config: ClientConfig {
+            hello: Hello::Console {
+                name: "*UserAgent*".into(),
+                version: Some(200),
+                tlspsk: None,
+            },
+            local: Local {
+                key: d.password.clone(),
+                needs: d.tls.policy(TlsRole::Client).needs(),
+                authenticate: d.tls.authenticate,
+                dialect: Dialect::V13,
+                name: "bconsole".into(),
+            },
+        },
+        cert,
+        host: host.clone(),
+        allowed_cn: d.tls.allowed_cn.clone(),
+        timeout: Duration::from_secs(30),
+        label: format!("Director at {host}:{}", d.port),
+    };
+    (setup, host, d.port)
+}
+
+async fn one_login(
+    setup: &ClientSetup,
+    host: &str,
+    port: u16,
+    command: bool,
+) -> Result<(), String> {
+    let (mut sock, _) = baculink_net::connect(host, port, setup)
+        .await
+        .map_err(|e| e.to_string())?;
+    if command {
+        sock.send_text("version").await.map_err(|e| e.to_string())?;
+        loop {
+            match sock.recv().await.map_err(|e| e.to_string())? {
+                Packet::Signal(Signal::Eod) => break,
+                _ => continue,
+            }
+        }
+    }
+    let _ = sock.send_text("quit").await;
+    sock.close().await;
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    baculink_interop::hostile::rss_kib(pid).0
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("login") if args.len() == 3 => {
+            let (setup, host, port) = console_setup(Path::new(&args[1]));
+            let n: usize = args[2].parse().unwrap_or_else(|_| usage());
+            one_login(&setup, &host, port, true)
+                .await
+                .expect("warm-up login");
+            let mut ms = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t0 = Instant::now();
+                one_login(&setup, &host, port, true).await.expect("login");
+                ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(|a, b| a.total_cmp(b));
+            let mean = ms.iter().sum::<f64>() / n as f64;
+            println!(
+                "login_ms p50={:.3} p99={:.3} mean={:.3} n={n}",
+                percentile(&ms, 0.5),
+                percentile(&ms, 0.99),
+                mean
+            );
+        }
+        Some("rate") if args.len() == 4 => {
+            let (setup, host, port) = console_setup(Path::new(&args[1]));
+            let secs: u64 = args[2].parse().unwrap_or_else(|_| usage());
+            let conc: usize = args[3].parse().unwrap_or_else(|_| usage());
+            let done = Arc::new(AtomicU64::new(0));
+            let failed = Arc::new(AtomicU64::new(0));
+            let until = Instant::now() + Duration::from_secs(secs);
+            let setup = Arc::new(setup);
+            let mut tasks = Vec::new();
+            for _ in 0..conc {
+                let (setup, host, done, failed) =
+                    (setup.clone(), host.clone(), done.clone(), failed.clone());
+                tasks.push(tokio::spawn(async move {
+                    while Instant::now() < until {
+                        match one_login(&setup, &host, port, false).await {
+                            Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            let n = done.load(Ordering::Relaxed);
+            println!(
+                "logins={n} failed={} seconds={secs} logins_per_s={:.0}",
+                failed.load(Ordering::Relaxed),
+                n as f64 / secs as f64
+            );
+        }
+        Some("idle") if args.len() == 4 => {
+            let (setup, host, port) = console_setup(Path::new(&args[1]));
+            let n: usize = args[2].parse().unwrap_or_else(|_| usage());
+            let pid: u32 = args[3].parse().unwrap_or_else(|_| usage());
+            let before = rss_kib(pid);
+            let mut held = Vec::with_capacity(n);
+            for i in 0..n {
+                match baculink_net::connect(&host, port, &setup).await {
+                    Ok((sock, peer)) => held.push((sock, peer)),
+                    Err(e) => {
+                        eprintln!("connection {i}: {e}");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = rss_kib(pid);
+            let mode = held
+                .first()
+                .map(|(_, p)| p.mode().to_string())
+                .unwrap_or_default();
+            println!(
+                "idle_connections={} mode={mode} rss_before_kib={before} rss_after_kib={after} kib_per_connection={:.1}",
+                held.len(),
+                (after.saturating_sub(before)) as f64 / held.len().max(1) as f64
+            );
+            drop(held);
+        }
+        Some("bulk") if args.len() == 3 => {
+            let psk = match args[1].as_str() {
+                "psk" => true,
+                "clear" => false,
+                _ => usage(),
+            };
+            let mib: usize = args[2].parse().unwrap_or_else(|_| usage());
+            bulk(psk, mib).await;
+        }
+        _ => usage(),
+    }
+}
+
+async fn bulk(psk: bool, mib: usize) {
+    let needs = if psk {
+        Needs::new(Need::None, Need::Required)
+    } else {
+        Needs::NONE
+    };
+    let local = Local {
+        key: Secret::from_password("bulk"),
+        needs,
+        authenticate: false,
+        dialect: Dialect::V13,
+        name: "bench".into(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server_local = local.clone();
+    let total = (mib * 1024 * 1024) as u64;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let setup = ServerSetup {
+            config: ServerConfig {
+                kind: ServerKind::FileDaemon,
+                name: "bench-fd".into(),
+                version: 14,
+                version_text: String::new(),
+                dialect: Dialect::V13,
+            },
+            timeout: Duration::from_secs(10),
+            damping: false,
+        };
+        let (mut sock, _) = baculink_net::accept(BSock::new(tcp), &setup, |_| {
+            Some(PeerSetup {
+                local: server_local.clone(),
+                cert: None,
+                allowed_cn: vec![],
+                label: "bench".into(),
+            })
+        })
+        .await
+        .expect("server login");
+        let mut got = 0u64;
+        while got < total {
+            match sock.recv().await.expect("recv") {
+                Packet::Data(d) => got += d.len() as u64,
+                Packet::Signal(_) => break,
+            }
+        }
+        sock.send_text("done").await.expect("ack");
+        got
+    });
+    let setup = ClientSetup {
+        config: ClientConfig {
+            hello: Hello::Director {
+                name: "bench-dir".into(),
+                version: Some(10002),
+                tlspsk: None,
+            },
+            local,
+        },
+        cert: None,
+        host: "127.0.0.1".into(),
+        allowed_cn: vec![],
+        timeout: Duration::from_secs(10),
+        label: "bench".into(),
+    };
+    let (mut sock, peer) = baculink_net::connect("127.0.0.1", port, &setup)
+        .await
+        .expect("client login");
+    let facts = peer
+        .tls
+        .as_ref()
+        .map(|f| format!("{} {}", f.version, f.cipher))
+        .unwrap_or_else(|| "clear".into());
+    let payload = Packet::data(vec![0x5au8; 64 * 1024]);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while sent < total {
+        sock.send(&payload).await.expect("send");
+        sent += 64 * 1024;
+    }
+    let _ack = sock.recv().await.expect("ack");
+    let secs = t0.elapsed().as_secs_f64();
+    let got = server.await.expect("server");
+    println!(
+        "bulk mode={} suite=\"{facts}\" bytes={got} seconds={secs:.3} MB_per_s={:.0}",
+        peer.mode(),
+        got as f64 / secs / 1e6
+    );
+}
