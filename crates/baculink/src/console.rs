@@ -4,6 +4,12 @@
 //!
 //! On a terminal (and without `-n`) commands are read with line editing and
 //! history; otherwise from stdin line by line, each echoed as bconsole does.
+//!
+//! `wait [jobid=N]` and `run ... wait` show the job's progress (files,
+//! bytes, rate) while waiting: a progress line drawn with `indicatif` when
+//! stdout is a terminal, plain progress lines when it is not. The data comes
+//! from polling the Director's `.jobprogress`; against a Director without
+//! it (a real Bacula one) `wait` is sent as is.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -117,9 +123,14 @@ pub async fn main(args: ConsoleArgs) -> ExitCode {
     } else {
         Breaks::none()
     };
+    let progress = if std::io::stdout().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Lines
+    };
     let result = if interactive {
         match Terminal::new() {
-            Ok(t) => run(&mut sock, t, std::io::stdout(), breaks).await,
+            Ok(t) => run(&mut sock, t, std::io::stdout(), breaks, progress).await,
             Err(e) => {
                 eprintln!("baculink console: cannot set up line editing: {e}");
                 return ExitCode::from(1);
@@ -131,6 +142,7 @@ pub async fn main(args: ConsoleArgs) -> ExitCode {
             Piped::new(std::io::stdin().lock(), std::io::stdout()),
             std::io::stdout(),
             breaks,
+            progress,
         )
         .await
     };
@@ -446,7 +458,9 @@ pub(crate) async fn run<W: Wire, I: Input, O: Write>(
     mut input: I,
     mut out: O,
     mut breaks: Breaks,
+    progress: ProgressMode,
 ) -> Result<(), ConsoleError> {
+    let mut api = false;
     while let Some(line) = blocking(|| input.read_line(PromptKind::Main, "*"))? {
         let cmd = line.trim();
         if cmd.is_empty() {
@@ -460,13 +474,45 @@ pub(crate) async fn run<W: Wire, I: Input, O: Write>(
             continue;
         }
         breaks.drain();
+        let first = cmd.split_whitespace().next().unwrap_or("");
+        if first == ".api" {
+            api = cmd.split_whitespace().nth(1).unwrap_or("1") != "0";
+        }
+        // Progress while waiting (normal mode only: API clients parse replies).
+        // Then the Director's own `wait` gives the final status.
+        if !api && first.eq_ignore_ascii_case("wait") {
+            show_progress(wire, &mut out, &mut breaks, progress, job_id_arg(cmd)).await?;
+        }
+        let (cmd, then_wait) = match cmd.strip_suffix(" wait") {
+            Some(run) if !api && first.eq_ignore_ascii_case("run") => (run.trim_end(), true),
+            _ => (cmd, false),
+        };
         tracing::debug!("sending command {cmd:?}");
         wire.send(Packet::data(cmd)).await?;
         if is_quit(cmd) {
             break;
         }
-        if read_reply(wire, &mut input, &mut out, &mut breaks).await? == ReplyEnd::InputClosed {
+        let mut tee = Tee {
+            out: &mut out,
+            seen: Vec::new(),
+        };
+        let end = read_reply(wire, &mut input, &mut tee, &mut breaks).await?;
+        let seen = String::from_utf8_lossy(&tee.seen).into_owned();
+        if end == ReplyEnd::InputClosed {
             break;
+        }
+        if then_wait {
+            if let Some(id) = queued_job_id(&seen) {
+                show_progress(wire, &mut out, &mut breaks, progress, Some(id)).await?;
+                let w = format!("wait jobid={id}");
+                writeln!(out, "{w}")?;
+                wire.send(Packet::data(&w)).await?;
+                if read_reply(wire, &mut input, &mut out, &mut breaks).await?
+                    == ReplyEnd::InputClosed
+                {
+                    break;
+                }
+            }
         }
     }
     let _ = wire.send(Packet::Signal(Signal::Terminate)).await;
@@ -565,6 +611,232 @@ pub(crate) async fn read_reply<W: Wire, I: Input, O: Write>(
     }
 }
 
+/// How `wait` shows progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProgressMode {
+    /// A live line drawn with `indicatif` (stdout is a terminal).
+    Bar,
+    /// A plain line every few seconds (stdout is a file or pipe).
+    Lines,
+}
+
+/// Copies what is written to the console output and keeps it.
+struct Tee<'a, O: Write> {
+    out: &'a mut O,
+    seen: Vec<u8>,
+}
+
+impl<O: Write> Write for Tee<'_, O> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `jobid=N` of a command line.
+fn job_id_arg(cmd: &str) -> Option<u32> {
+    cmd.split_whitespace()
+        .find_map(|w| w.strip_prefix("jobid="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The JobId of a `Job queued. JobId=N` reply.
+fn queued_job_id(reply: &str) -> Option<u32> {
+    reply
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Job queued. JobId="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One job in a `.jobprogress` reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct JobProgress {
+    pub id: u32,
+    pub name: String,
+    pub status: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub rate: u64,
+    pub elapsed: u64,
+    pub running: bool,
+}
+
+/// Parses `.jobprogress` key=value blocks; `None` if the Director does not
+/// know the command.
+pub(crate) fn parse_progress(text: &str) -> Option<Vec<JobProgress>> {
+    if !text.contains("Running=") {
+        return None;
+    }
+    let mut jobs = Vec::new();
+    for block in text.split("\n\n") {
+        let mut j = JobProgress::default();
+        let mut has_id = false;
+        for line in block.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let n = || v.trim().parse::<u64>().unwrap_or(0);
+            match k {
+                "JobId" => {
+                    j.id = n() as u32;
+                    has_id = true;
+                }
+                "Name" => j.name = v.to_string(),
+                "JobStatus" => j.status = v.to_string(),
+                "JobFiles" => j.files = n(),
+                "JobBytes" => j.bytes = n(),
+                "Rate" => j.rate = n(),
+                "Elapsed" => j.elapsed = n(),
+                "Running" => j.running = v.trim() == "1",
+                _ => {}
+            }
+        }
+        if has_id {
+            jobs.push(j);
+        }
+    }
+    Some(jobs)
+}
+
+/// `1059220155` -> `1.1 GB`.
+fn human(v: u64) -> String {
+    const U: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut f = v as f64;
+    let mut i = 0;
+    while f >= 1000.0 && i < U.len() - 1 {
+        f /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v} B")
+    } else {
+        format!("{f:.1} {}", U[i])
+    }
+}
+
+/// One progress line for a job.
+pub(crate) fn progress_text(j: &JobProgress) -> String {
+    format!(
+        "JobId {} {}: {} files, {} ({} bytes), {}/s, {} s",
+        j.id,
+        j.name,
+        j.files,
+        human(j.bytes),
+        j.bytes,
+        human(j.rate),
+        j.elapsed
+    )
+}
+
+/// Sends a command and collects its reply text (up to EOD / MAIN_PROMPT),
+/// without printing; "You have messages." is dropped.
+async fn query<W: Wire>(wire: &mut W, cmd: &str) -> Result<String, ConsoleError> {
+    wire.send(Packet::data(cmd)).await?;
+    let mut text = String::new();
+    loop {
+        match wire.recv().await {
+            Ok(Packet::Data(d)) => {
+                let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
+                text.push_str(&String::from_utf8_lossy(&d[..end]));
+            }
+            Ok(Packet::Signal(Signal::Eod | Signal::MainPrompt)) => break,
+            Ok(Packet::Signal(Signal::Terminate)) | Err(NetError::Eof(_)) => {
+                return Err(ConsoleError::Terminated)
+            }
+            Ok(Packet::Signal(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(text.replace("You have messages.\n", ""))
+}
+
+/// How often `.jobprogress` is polled.
+const POLL: Duration = Duration::from_millis(1000);
+/// How often a plain progress line is printed.
+const LINE_EVERY: Duration = Duration::from_secs(2);
+
+/// Shows progress until the job (or every job) is no longer running;
+/// false when the Director has no `.jobprogress` or Ctrl-C stopped it.
+async fn show_progress<W: Wire, O: Write>(
+    wire: &mut W,
+    out: &mut O,
+    breaks: &mut Breaks,
+    mode: ProgressMode,
+    job: Option<u32>,
+) -> Result<bool, ConsoleError> {
+    let cmd = match job {
+        Some(id) => format!(".jobprogress jobid={id}"),
+        None => ".jobprogress".to_string(),
+    };
+    let mut bars: std::collections::BTreeMap<u32, indicatif::ProgressBar> = Default::default();
+    let mut last_line = std::time::Instant::now() - LINE_EVERY;
+    let mut last_text = String::new();
+    let finished = loop {
+        let Some(jobs) = parse_progress(&query(wire, &cmd).await?) else {
+            break false;
+        };
+        let running: Vec<&JobProgress> = jobs.iter().filter(|j| j.running).collect();
+        match mode {
+            ProgressMode::Bar => {
+                for j in &running {
+                    let bar = bars.entry(j.id).or_insert_with(|| {
+                        let b = indicatif::ProgressBar::with_draw_target(
+                            None,
+                            indicatif::ProgressDrawTarget::stdout(),
+                        );
+                        if let Ok(style) =
+                            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                        {
+                            b.set_style(style);
+                        }
+                        b.enable_steady_tick(Duration::from_millis(120));
+                        b
+                    });
+                    bar.set_message(progress_text(j));
+                }
+                for (id, bar) in &bars {
+                    if !running.iter().any(|j| j.id == *id) && !bar.is_finished() {
+                        let done = jobs.iter().find(|j| j.id == *id);
+                        bar.finish_with_message(match done {
+                            Some(j) => format!("{} (done)", progress_text(j)),
+                            None => format!("JobId {id}: done"),
+                        });
+                    }
+                }
+            }
+            ProgressMode::Lines => {
+                if last_line.elapsed() >= LINE_EVERY {
+                    let text: Vec<String> = running.iter().map(|j| progress_text(j)).collect();
+                    let text = text.join("\n");
+                    if !text.is_empty() && text != last_text {
+                        writeln!(out, "{text}")?;
+                        out.flush()?;
+                        last_text = text;
+                    }
+                    last_line = std::time::Instant::now();
+                }
+            }
+        }
+        if running.is_empty() {
+            break true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = breaks.next() => break false,
+        }
+    };
+    for bar in bars.values() {
+        if !bar.is_finished() {
+            bar.finish();
+        }
+    }
+    Ok(finished)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -621,9 +893,15 @@ mod tests {
         let mut out = Vec::new();
         let echo = Vec::new();
         let input = Piped::new(stdin.as_bytes(), echo);
-        let r = run(&mut wire, input, &mut out, Breaks::none())
-            .await
-            .map_err(|e| e.to_string());
+        let r = run(
+            &mut wire,
+            input,
+            &mut out,
+            Breaks::none(),
+            ProgressMode::Lines,
+        )
+        .await
+        .map_err(|e| e.to_string());
         (r, String::from_utf8_lossy(&out).into_owned(), wire.sent)
     }
 
@@ -743,6 +1021,77 @@ mod tests {
         r.unwrap();
         assert_eq!(out, "@foo: is an invalid command\n");
         assert_eq!(sent, vec![sig(Signal::Terminate)]);
+    }
+
+    #[tokio::test]
+    async fn wait_polls_progress_then_waits() {
+        let running = "JobId=1\nJob=B.1\nName=B\nType=B\nLevel=F\nJobStatus=R\nJobFiles=3\nJobBytes=2000000\nRate=1000000\nElapsed=2\nRunning=1\n\n";
+        let done = "JobId=1\nJob=B.1\nName=B\nType=B\nLevel=F\nJobStatus=T\nJobFiles=6\nJobBytes=4000000\nRate=1000000\nElapsed=4\nRunning=0\n\n";
+        let (r, out, sent) = session(
+            "run job=B yes wait\n",
+            vec![
+                vec![d("Job queued. JobId=1\n"), sig(Signal::Eod)],
+                vec![d(running), d("You have messages.\n"), sig(Signal::Eod)],
+                vec![d(done), sig(Signal::Eod)],
+                vec![d("JobId=1\nJobStatus=OK (T)\n"), sig(Signal::Eod)],
+            ],
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(
+            sent,
+            vec![
+                d("run job=B yes"),
+                d(".jobprogress jobid=1"),
+                d(".jobprogress jobid=1"),
+                d("wait jobid=1"),
+                sig(Signal::Terminate)
+            ]
+        );
+        assert!(
+            out.contains("JobId 1 B: 3 files, 2.0 MB (2000000 bytes), 1.0 MB/s, 2 s\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("wait jobid=1\nJobId=1\nJobStatus=OK (T)\n"),
+            "{out}"
+        );
+        assert!(!out.contains("You have messages."), "{out}");
+    }
+
+    #[tokio::test]
+    async fn wait_on_a_director_without_jobprogress_is_plain() {
+        let (r, out, sent) = session(
+            "wait\n",
+            vec![
+                vec![
+                    d(".jobprogress: is an invalid command.\n"),
+                    sig(Signal::Eod),
+                ],
+                vec![sig(Signal::Eod)],
+            ],
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(out, "");
+        assert_eq!(
+            sent,
+            vec![d(".jobprogress"), d("wait"), sig(Signal::Terminate)]
+        );
+    }
+
+    #[test]
+    fn progress_parsing() {
+        assert_eq!(parse_progress("x: is an invalid command.\n"), None);
+        assert_eq!(parse_progress("Running=0\n"), Some(vec![]));
+        let j = parse_progress("JobId=2\nName=N\nJobFiles=1\nJobBytes=5\nRunning=1\n\n").unwrap();
+        assert_eq!(
+            (j[0].id, j[0].files, j[0].bytes, j[0].running),
+            (2, 1, 5, true)
+        );
+        assert_eq!(queued_job_id("x\nJob queued. JobId=12\n"), Some(12));
+        assert_eq!(job_id_arg("wait jobid=7"), Some(7));
+        assert_eq!(human(999), "999 B");
     }
 
     #[test]
