@@ -52,6 +52,10 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
         .auth_timeout
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_AUTH_TIMEOUT);
+    if let Err(e) = login::require_fips(&flags.config) {
+        eprintln!("baculink {}: {e}", D::KIND);
+        return ExitCode::from(1);
+    }
     let daemon = match D::load(&flags.config, timeout) {
         Ok(d) => Arc::new(d),
         Err(e) => {

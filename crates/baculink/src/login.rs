@@ -126,6 +126,7 @@ impl FailureClass {
                     FailureClass::NameMismatch
                 }
                 TlsError::PskMismatch => FailureClass::WrongPassword,
+                TlsError::Policy { .. } => FailureClass::Policy,
                 // The server answered our ClientHello with clear-text protocol.
                 TlsError::Handshake(r)
                     if r.contains("wrong version number")
@@ -150,4 +151,20 @@ impl FailureClass {
             FailureClass::Other => "login failed",
         }
     }
+}
+
+/// Honours `FIPS Require = yes` in a config file before any TLS context is
+/// built: loads OpenSSL's FIPS provider or fails with the reason. A config
+/// that does not parse is left to the caller's own loading, which reports it.
+pub fn require_fips(path: &std::path::Path) -> Result<(), String> {
+    let Ok((conf, _)) = baculink_conf::load_any(path) else {
+        return Ok(());
+    };
+    baculink_tls::fips::require_for(&conf.tls_resources())
+        .map(|on| {
+            if on {
+                tracing::info!("FIPS mode: OpenSSL's FIPS provider is loaded");
+            }
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -94,6 +94,10 @@ impl Target {
 }
 
 pub async fn main(args: ProbeArgs) -> ExitCode {
+    if let Err(e) = login::require_fips(&args.config) {
+        eprintln!("baculink probe: {e}");
+        return ExitCode::from(1);
+    }
     let target = match resolve(&args) {
         Ok(t) => t,
         Err(e) => {
