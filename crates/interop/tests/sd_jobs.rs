@@ -274,6 +274,84 @@ fn real_director_and_fd_backup_restore_tls() {
     }
 }
 
+/// The real Director cancels a running backup (`cancel Job=` on a second
+/// connection): the job ends Canceled without a hang, and the volume with
+/// the interrupted session still takes the next backup, which restores.
+#[test]
+fn real_director_cancels_a_running_backup() {
+    if !require_peers("bacula") {
+        return;
+    }
+    let data = tempfile::Builder::new()
+        .prefix("baculink-sd-cancel-")
+        .tempdir()
+        .unwrap();
+    let src = data.path().join("tree");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("small.txt"), format!("{MARKER}\n")).unwrap();
+    // 1 GiB of incompressible data: long enough to cancel in the middle.
+    let big = src.join("big.bin");
+    let ok = std::process::Command::new("head")
+        .args(["-c", "1073741824", "/dev/urandom"])
+        .stdout(std::fs::File::create(&big).unwrap())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "could not create the big file");
+    let h = Harness::start(
+        "clear",
+        "dir fd",
+        &[("BACKUP_SRC", src.display().to_string())],
+    );
+    let sd = OurDaemon::start("sd", &h.etc("bacula-sd.conf"), h.sd_port, h.path());
+    let diag = |what: &str| format!("{what}\n--- our SD log\n{}\n{}", sd.log_text(), h.logs());
+    let run = text(&h.bconsole(&["run job=BackupData yes"]));
+    let id = queued_job_id(&run).unwrap_or_else(|| panic!("{}", diag(&run)));
+    // Cancel once data flows (the volume got labeled).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !sd.log_text().contains("labeled new volume") {
+        assert!(std::time::Instant::now() < deadline, "{}", diag("no data"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = text(&h.bconsole(&["status storage"]));
+    assert!(
+        st.contains(&format!(
+            "Writing: Full Backup job BackupData JobId={id} Volume=\"Vol-0001\""
+        )),
+        "{}",
+        diag(&st)
+    );
+    let out = text(&h.bconsole(&[&format!("cancel jobid={id} yes")]));
+    assert!(out.contains("marked to be canceled"), "{}", diag(&out));
+    let (status, out) = wait_job(&h, id);
+    assert_eq!(status, Some('A'), "{}", diag(&out));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !sd.log_text().contains("ended: status A") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diag("SD job did not end")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(&big).unwrap();
+
+    let run = text(&h.bconsole(&["run job=BackupData yes"]));
+    let id = queued_job_id(&run).unwrap_or_else(|| panic!("{}", diag(&run)));
+    let (status, out) = wait_job(&h, id);
+    assert_eq!(status, Some('T'), "{}", diag(&out));
+    let where_ = h.path().join("restore/after-cancel");
+    let restore = text(&h.bconsole(&[&format!(
+        "restore jobid={id} where={} all done yes",
+        where_.display()
+    )]));
+    let rid = queued_job_id(&restore).unwrap_or_else(|| panic!("{}", diag(&restore)));
+    let (status, out) = wait_job(&h, rid);
+    assert_eq!(status, Some('T'), "{}", diag(&out));
+    let diffs = compare_trees(&src, &where_.join(src.strip_prefix("/").unwrap()));
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
 // ---------------------------------------------------------------------------
 // Scripted Director and File daemon: what the real peers cannot be made to
 // do on cue (a File daemon vanishing mid-stream, a cancel mid-job).

@@ -30,6 +30,9 @@ use super::volume::VolumeError;
 /// File daemon's data session.
 pub type DirChan = Arc<tokio::sync::Mutex<BSock>>;
 
+/// How long the SD waits for the Director's answer to a catalog request.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// `VolType` of a file device (Bacula's `B_FILE_DEV`).
 pub const VOL_TYPE_FILE: u32 = 1;
 
@@ -308,7 +311,24 @@ impl Job {
         let chan = self.chan()?;
         let mut s = chan.lock().await;
         s.send_text(text).await?;
-        reply(&mut s).await
+        self.reply(&mut s).await
+    }
+
+    /// The Director's reply to a request. A canceled job stops waiting (a
+    /// 9.6 Director stops reading the channel once it cancels), and so does
+    /// a Director silent for [`REPLY_TIMEOUT`].
+    async fn reply(&self, s: &mut BSock) -> Result<String, JobError> {
+        let mut cancel = self.cancel.subscribe();
+        tokio::select! {
+            r = tokio::time::timeout(REPLY_TIMEOUT, reply(s)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(JobError::Director(format!(
+                    "no reply to a catalog request within {} s",
+                    REPLY_TIMEOUT.as_secs()
+                ))),
+            },
+            _ = cancel.wait_for(|c| *c) => Err(JobError::Canceled),
+        }
     }
 
     /// `Status JobId=.. JobStatus=..`.
@@ -390,7 +410,7 @@ impl Job {
             s.send_text(&r.format()).await?;
         }
         s.signal(Signal::Eod).await?;
-        let r = reply(&mut s).await?;
+        let r = self.reply(&mut s).await?;
         if r == catreq::OK_CREATE_JOBMEDIA {
             Ok(())
         } else {

@@ -471,9 +471,12 @@ impl StorageDaemon {
         };
         st.files = u32::try_from(got.last_fi.max(0)).unwrap_or(0);
         st.bytes = got.bytes;
+        // A canceled job skips the catalog: the Director no longer listens.
         let catalog = match &written {
-            Ok(w) => self.catalog_append(job, &mounted, got, *w, started).await,
-            Err(_) => Ok(()),
+            Ok(w) if !job.is_canceled() => {
+                self.catalog_append(job, &mounted, got, *w, started).await
+            }
+            _ => Ok(()),
         };
         let err = match (received, written, catalog) {
             (Err((_, e)), _, _) => Some(e),
