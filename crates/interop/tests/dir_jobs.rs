@@ -325,6 +325,22 @@ fn file_daemon_killed_mid_backup_fails_the_job_and_the_next_runs() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Live progress while data moves (the Director polls the FD).
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = console(
+        &h,
+        &[".jobprogress jobid=1", "status dir"],
+        Duration::from_secs(30),
+    );
+    assert!(out.contains("Running=1"), "{out}");
+    let bytes: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("JobBytes="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 0, "no progress reported:\n{out}");
+    assert!(out.contains("BackupData        is running"), "{out}");
+
     let pid_file = h.path().join("run/bacula-fd.pid");
     let pid = std::fs::read_to_string(&pid_file)
         .unwrap()

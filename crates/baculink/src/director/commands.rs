@@ -248,6 +248,10 @@ impl Director {
                 .job_value(job, "priority")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(10),
+            max_jobs: self
+                .job_value(job, "maximumconcurrentjobs")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
             sched_time: now(),
             restore: None,
         })

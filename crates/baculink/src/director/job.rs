@@ -66,6 +66,8 @@ pub struct JobPlan {
     pub spool_attributes: bool,
     /// `Priority`.
     pub priority: u32,
+    /// The Job's `Maximum Concurrent Jobs`.
+    pub max_jobs: u32,
     /// When it was queued.
     pub sched_time: i64,
     /// Restore details.
@@ -202,10 +204,48 @@ impl JobCtx {
 /// Runs a queued job to its end: waits for a `Maximum Concurrent Jobs`
 /// slot, runs it, stores the result and queues the report.
 pub async fn run_job(ctx: Arc<JobCtx>) {
-    let permit = tokio::select! {
-        p = ctx.dir.jobs.slots.clone().acquire_owned() => p.ok(),
-        _ = ctx.live.cancel.cancelled() => None,
-    };
+    let p = &ctx.plan;
+    let jobs = &ctx.dir.jobs;
+    // Job, Client, Storage, then Director limits; the status says which one waits.
+    let waits = [
+        ('j', jobs.limit(&format!("Job/{}", p.job.name), p.max_jobs)),
+        (
+            'c',
+            jobs.limit(
+                &format!("Client/{}", p.client.name),
+                p.client.max_concurrent_jobs,
+            ),
+        ),
+        (
+            's',
+            jobs.limit(
+                &format!("Storage/{}", p.storage.name),
+                p.storage.max_concurrent_jobs,
+            ),
+        ),
+        ('d', jobs.slots.clone()),
+    ];
+    let mut permits = Vec::new();
+    for (status, sem) in waits {
+        let permit = match sem.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                ctx.live.update(|s| s.status = status);
+                tokio::select! {
+                    p = sem.acquire_owned() => p.ok(),
+                    _ = ctx.live.cancel.cancelled() => None,
+                }
+            }
+        };
+        match permit {
+            Some(p) => permits.push(p),
+            None => {
+                permits.clear();
+                break;
+            }
+        }
+    }
+    let permit = (permits.len() == 4).then_some(permits);
     let start = now();
     let out = match permit {
         None => Outcome {

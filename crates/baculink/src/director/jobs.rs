@@ -2,7 +2,7 @@
 //! and `cancel` read, the cancel signal a job task watches, and the console
 //! message queue ("You have messages.").
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -146,6 +146,8 @@ pub struct Jobs {
     messages: Mutex<VecDeque<String>>,
     /// `Maximum Concurrent Jobs` of the Director.
     pub slots: Arc<Semaphore>,
+    /// `Maximum Concurrent Jobs` of each Job, Client and Storage resource.
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     seq: AtomicU32,
     run: AtomicU32,
 }
@@ -158,9 +160,22 @@ impl Jobs {
             terminated: Mutex::default(),
             messages: Mutex::default(),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1) as usize)),
+            limits: Mutex::default(),
             seq: AtomicU32::new(1),
             run: AtomicU32::new(0),
         }
+    }
+
+    /// The slots of one resource (`Client/name`, ...), created with its
+    /// `Maximum Concurrent Jobs` the first time it is asked for.
+    pub fn limit(&self, key: &str, max: u32) -> Arc<Semaphore> {
+        let mut l = match self.limits.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        l.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(max.max(1) as usize)))
+            .clone()
     }
 
     /// The `_NN` suffix of the next unique job name.
