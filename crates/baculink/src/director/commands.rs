@@ -399,29 +399,47 @@ impl Director {
     /// [replace=always|ifnewer|ifolder|never] [file=PATH ...] [all] [done] [yes]`.
     pub(super) async fn cmd_restore(self: &Arc<Self>, sock: &mut BSock, cmd: &str) -> Reply {
         let args = Args::parse(cmd);
-        let Some(job_id) = args.get("jobid").and_then(|v| v.parse::<u32>().ok()) else {
+        let ids: Vec<u32> = args
+            .get("jobid")
+            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        if ids.is_empty() {
             sock.send_text(RESTORE_USAGE).await?;
             return Ok(false);
-        };
-        let prior = match self.catalog.call(move |c| c.job(job_id)).await {
-            Ok(Some(j)) if j.kind == "B" && matches!(j.status.as_str(), "T" | "W") => j,
-            Ok(Some(j)) => {
-                sock.send_text(&format!(
-                    "JobId {job_id} is not a successful backup (type {}, status {}).\n",
-                    j.kind, j.status
-                ))
-                .await?;
-                return Ok(false);
-            }
-            Ok(None) => {
-                sock.send_text(&format!("JobId {job_id} not found in the catalog.\n"))
+        }
+        let mut jobs: Vec<JobRow> = Vec::new();
+        for &job_id in &ids {
+            match self.catalog.call(move |c| c.job(job_id)).await {
+                Ok(Some(j)) if j.kind == "B" && matches!(j.status.as_str(), "T" | "W") => {
+                    jobs.push(j)
+                }
+                Ok(Some(j)) => {
+                    sock.send_text(&format!(
+                        "JobId {job_id} is not a successful backup (type {}, status {}).\n",
+                        j.kind, j.status
+                    ))
                     .await?;
-                return Ok(false);
+                    return Ok(false);
+                }
+                Ok(None) => {
+                    sock.send_text(&format!("JobId {job_id} not found in the catalog.\n"))
+                        .await?;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    sock.send_text(&format!("{e}\n")).await?;
+                    return Ok(false);
+                }
             }
-            Err(e) => {
-                sock.send_text(&format!("{e}\n")).await?;
-                return Ok(false);
-            }
+        }
+        jobs.sort_by_key(|j| (j.start_time, j.job_id));
+        let job_list = jobs
+            .iter()
+            .map(|j| j.job_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let Some(prior) = jobs.last().cloned() else {
+            return Ok(false);
         };
         let restore_job = match args.get("restorejob") {
             Some(n) => self.conf.job(n),
@@ -474,34 +492,44 @@ impl Director {
             Some(v) => replace_letter(v),
         };
         let wanted = args.all("file");
-        let (files, parts) = match self
-            .catalog
-            .call(move |c| Ok((c.files(job_id)?, c.volume_parts(job_id)?)))
-            .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                sock.send_text(&format!("{e}\n")).await?;
-                return Ok(false);
-            }
-        };
-        let selected: Option<Vec<FileRow>> = if wanted.is_empty() {
-            None
-        } else {
-            Some(select_files(&files, &wanted))
-        };
         let device = plan.storage.devices.first().cloned().unwrap_or_default();
-        let (bootstrap, expected) = build_bootstrap(
-            &prior,
-            &parts,
-            selected.as_deref(),
-            &plan.storage.name,
-            &device,
-        );
-        let marked = selected.as_ref().map(Vec::len).unwrap_or(files.len());
+        // Newest version of each path: walk the jobs newest first.
+        let mut seen = std::collections::HashSet::new();
+        let mut entries = Vec::new();
+        let (mut expected, mut inserted, mut marked) = (0u64, 0usize, 0usize);
+        for j in jobs.iter().rev() {
+            let job_id = j.job_id;
+            let (files, parts) = match self
+                .catalog
+                .call(move |c| Ok((c.files(job_id)?, c.volume_parts(job_id)?)))
+                .await
+            {
+                Ok(x) => x,
+                Err(e) => {
+                    sock.send_text(&format!("{e}\n")).await?;
+                    return Ok(false);
+                }
+            };
+            inserted += files.len();
+            let newest: Vec<FileRow> = files
+                .into_iter()
+                .filter(|f| seen.insert(f.full_path()))
+                .collect();
+            let chosen = if wanted.is_empty() {
+                newest
+            } else {
+                select_files(&newest, &wanted)
+            };
+            marked += chosen.len();
+            let (b, n) = build_bootstrap(j, &parts, Some(&chosen), &plan.storage.name, &device);
+            expected += n;
+            entries.push(b.entries);
+        }
+        let entries: Vec<_> = entries.into_iter().rev().flatten().collect();
+        let bootstrap = Bootstrap { entries };
         sock.send_text(&format!(
-            "Building directory tree for JobId(s) {job_id} ...\n{} files inserted into the tree.\n{} file{} selected to be restored.\n\n",
-            commas(files.len() as u64),
+            "Building directory tree for JobId(s) {job_list} ...\n{} files inserted into the tree.\n{} file{} selected to be restored.\n\n",
+            commas(inserted as u64),
             commas(marked as u64),
             if marked == 1 { "" } else { "s" }
         ))
@@ -512,7 +540,7 @@ impl Director {
             return Ok(false);
         }
         let summary = format!(
-            "Run Restore job\nJobName:         {}\nBootstrap:       {} volume section(s)\nWhere:           {}\nReplace:         {}\nFileSet:         {}\nBackup Client:   {}\nRestore Client:  {}\nStorage:         {}\nJobId:           {job_id}\nCatalog:         {}\nPriority:        {}\n",
+            "Run Restore job\nJobName:         {}\nBootstrap:       {} volume section(s)\nWhere:           {}\nReplace:         {}\nFileSet:         {}\nBackup Client:   {}\nRestore Client:  {}\nStorage:         {}\nJobId(s):        {job_list}\nCatalog:         {}\nPriority:        {}\n",
             restore_job.name,
             bootstrap.entries.len(),
             where_,
@@ -538,9 +566,7 @@ impl Director {
             prior,
             where_,
             replace,
-            bootstrap: Bootstrap {
-                entries: bootstrap.entries,
-            },
+            bootstrap,
             expected_files: expected,
         });
         match self.queue(plan).await {
@@ -1012,9 +1038,10 @@ fn table(head: &[&str], right: &[bool], rows: Vec<Vec<String>>, _pad: usize) -> 
 }
 
 const RESTORE_USAGE: &str = "restore: this Director restores without the interactive tree:\n  \
-restore jobid=N [where=DIR] [client=NAME] [restorejob=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n\
-jobid= is a successful backup (see list jobs); file= (repeatable) limits the restore to those\n\
-paths (a directory selects everything under it); without file= every file is restored.\n";
+restore jobid=N[,M...] [where=DIR] [client=NAME] [restorejob=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n\
+jobid= names successful backups (see list jobs), e.g. a Full and its Incrementals: the newest\n\
+version of each file is restored. file= (repeatable) limits the restore to those paths (a\n\
+directory selects everything under it); without file= every file is restored.\n";
 
 #[cfg(test)]
 mod tests {
