@@ -627,6 +627,88 @@ mod scripted {
             .into_bytes()
     }
 
+    /// A whole restore job against our SD: Director setup with a bootstrap
+    /// selecting `session` between the JobMedia addresses, the FD's read
+    /// session; returns the records (FileIndex, stream, data), the `3099`
+    /// and the session key.
+    pub async fn restore_session(
+        port: u16,
+        job_id: u32,
+        job: &str,
+        vol: &str,
+        session: (u32, u32),
+        jm: &catreq::JobMediaRange,
+    ) -> (Vec<(i32, i32, Vec<u8>)>, catreq::JobEnd, String) {
+        use baculink_proto::job::attr::RecHdr;
+        let bsr = [
+            "Storage=\"File1\"\n".to_string(),
+            format!("Volume=\"{vol}\"\n"),
+            "MediaType=\"File\"\n".into(),
+            "Device=\"FileStorage\"\n".into(),
+            format!("VolSessionId={}\n", session.0),
+            format!("VolSessionTime={}\n", session.1),
+            format!("VolAddr={}-{}\n", jm.start_addr(), jm.end_addr()),
+            format!("FileIndex={}-{}\n", jm.first_index, jm.last_index),
+            format!("Count={}\n", jm.last_index - jm.first_index + 1),
+        ];
+        let mut d = director(port).await;
+        let (r, used) = setup(&mut d, job_id, job, false, "File", Some(&bsr)).await;
+        assert_eq!(used, "3000 OK use device device=FileStorage");
+        send(&mut d, "run").await;
+        let seen = serve(d, vol);
+        let mut f = fd(port, job, &r.authorization).await;
+        send(
+            &mut f,
+            &format!(
+                "read open session = DummyVolume {} {} 0 0 0 0\n",
+                r.sd_id, r.sd_time
+            ),
+        )
+        .await;
+        assert_eq!(
+            line(&mut f).await,
+            format!("3000 OK open ticket = {}", r.sd_id)
+        );
+        send(&mut f, &format!("read data {}\n", r.sd_id)).await;
+        assert_eq!(line(&mut f).await, "3000 OK data");
+        let mut records = Vec::new();
+        loop {
+            match f.recv().await.unwrap() {
+                Packet::Signal(Signal::Eod) => break,
+                Packet::Data(h) => {
+                    let hdr = RecHdr::decode(&h).unwrap();
+                    let Packet::Data(data) = f.recv().await.unwrap() else {
+                        panic!("signal instead of record data");
+                    };
+                    assert_eq!(hdr.data_len as usize, data.len());
+                    assert_eq!((hdr.vol_session_id, hdr.vol_session_time), session);
+                    records.push((hdr.file_index, hdr.stream, data.to_vec()));
+                }
+                Packet::Signal(_) => {}
+            }
+        }
+        send(&mut f, &format!("read close session {}\n", r.sd_id)).await;
+        assert_eq!(line(&mut f).await, "3000 OK close Status = 82");
+        assert_eq!(line(&mut f).await, "<BNET_EOD>");
+        f.signal(Signal::Terminate).await.unwrap();
+        let end = seen.await.unwrap().end.expect("3099");
+        (records, end, r.authorization)
+    }
+
+    /// A whole append session on an FD connection after `append data`'s
+    /// `3000 OK data`: end of data, end and close; the close status.
+    pub async fn finish_append(f: &mut BSock, ticket: u32) -> String {
+        f.signal(Signal::Eod).await.unwrap();
+        assert_eq!(line(f).await, "3000 OK append data");
+        send(f, &format!("append end session {ticket}\n")).await;
+        assert_eq!(line(f).await, "3000 OK end");
+        send(f, &format!("append close session {ticket}\n")).await;
+        let status = line(f).await;
+        assert_eq!(line(f).await, "<BNET_EOD>");
+        f.signal(Signal::Terminate).await.unwrap();
+        status
+    }
+
     pub fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -644,8 +726,7 @@ mod scripted {
 /// error (not a hang), and what arrived before stays readable for a restore.
 #[test]
 fn fd_vanishing_mid_job_ends_in_error_and_the_volume_stays_readable() {
-    use baculink_proto::frame::{Packet, Signal};
-    use baculink_proto::job::attr::RecHdr;
+    use baculink_proto::frame::Packet;
     use baculink_proto::job::catreq::DirMessage;
     use scripted::*;
 
@@ -716,57 +797,16 @@ fn fd_vanishing_mid_job_ends_in_error_and_the_volume_stays_readable() {
         assert_eq!((jm.first_index, jm.last_index, jm.media_id), (1, 3, 7));
 
         // Restore what was written, selected by the bootstrap.
-        let bsr = [
-            "Storage=\"File1\"\n".to_string(),
-            "Volume=\"Vol-V1\"\n".into(),
-            "MediaType=\"File\"\n".into(),
-            "Device=\"FileStorage\"\n".into(),
-            format!("VolSessionId={}\n", reply.sd_id),
-            format!("VolSessionTime={}\n", reply.sd_time),
-            format!("VolAddr={}-{}\n", jm.start_addr(), jm.end_addr()),
-            "FileIndex=1-3\n".into(),
-            "Count=3\n".into(),
-        ];
-        let mut d = director(sd.port).await;
-        let job = "Restore.2026-01-01_00.00.01_02";
-        let (r2, used) = setup(&mut d, 12, job, false, "File", Some(&bsr)).await;
-        assert_eq!(used, "3000 OK use device device=FileStorage");
-        send(&mut d, "run").await;
-        let seen = serve(d, "Vol-V1");
-        let mut f = fd(sd.port, job, &r2.authorization).await;
-        send(
-            &mut f,
-            &format!(
-                "read open session = DummyVolume {} {} 0 0 0 0\n",
-                r2.sd_id, r2.sd_time
-            ),
+        let (records, end, r2_key) = restore_session(
+            sd.port,
+            12,
+            "Restore.2026-01-01_00.00.01_02",
+            "Vol-V1",
+            (reply.sd_id, reply.sd_time),
+            &jm,
         )
         .await;
-        assert_eq!(
-            line(&mut f).await,
-            format!("3000 OK open ticket = {}", r2.sd_id)
-        );
-        send(&mut f, &format!("read data {}\n", r2.sd_id)).await;
-        assert_eq!(line(&mut f).await, "3000 OK data");
-        let mut records = Vec::new();
-        loop {
-            match f.recv().await.unwrap() {
-                Packet::Signal(Signal::Eod) => break,
-                Packet::Data(h) => {
-                    let hdr = RecHdr::decode(&h).unwrap();
-                    let Packet::Data(data) = f.recv().await.unwrap() else {
-                        panic!("signal instead of record data");
-                    };
-                    assert_eq!(hdr.data_len as usize, data.len());
-                    assert_eq!(
-                        (hdr.vol_session_id, hdr.vol_session_time),
-                        (reply.sd_id, reply.sd_time)
-                    );
-                    records.push((hdr.file_index, hdr.stream, data.to_vec()));
-                }
-                Packet::Signal(_) => {}
-            }
-        }
+        assert_eq!((end.status, end.files), (b'T', 3), "{end:?}");
         let shape: Vec<(i32, i32, usize)> = records
             .iter()
             .map(|(fi, s, d)| (*fi, *s, d.len()))
@@ -785,14 +825,7 @@ fn fd_vanishing_mid_job_ends_in_error_and_the_volume_stays_readable() {
         );
         let data: Vec<u8> = records[1].2.iter().chain(&records[2].2).copied().collect();
         assert_eq!(data, big);
-        send(&mut f, &format!("read close session {}\n", r2.sd_id)).await;
-        assert_eq!(line(&mut f).await, "3000 OK close Status = 82");
-        assert_eq!(line(&mut f).await, "<BNET_EOD>");
-        f.signal(Signal::Terminate).await.unwrap();
-        let seen = seen.await.unwrap();
-        let end = seen.end.unwrap();
-        assert_eq!((end.status, end.files), (b'T', 3), "{end:?}");
-        [reply.authorization, r2.authorization]
+        [reply.authorization, r2_key]
     });
     let vol = volume_file(&sd, "Vol-V1");
     assert!(vol.windows(8).any(|w| w == b"two-data"), "data in clear");
@@ -879,5 +912,84 @@ fn cancel_ends_jobs_and_media_type_must_match() {
         assert_eq!(end.status, b'A');
         send(&mut c, "cancel Job=No.Such.Job\n").await;
         assert_eq!(line(&mut c).await, "3904 Job No.Such.Job not found.");
+    });
+}
+
+/// Two backups at once on the same volume share one writer: their records
+/// interleave on the volume, and each restores exactly its own files.
+#[test]
+fn concurrent_backups_share_a_volume() {
+    use scripted::*;
+
+    let sd = start_sd();
+    let data = |job: u8, fi: i32| {
+        random_bytes(
+            5_000 + fi as usize * 3_001,
+            u64::from(job) * 1000 + fi as u64,
+        )
+    };
+    rt().block_on(async {
+        let mut jobs = Vec::new();
+        for (i, name) in [
+            "Left.2026-01-01_00.00.00_01",
+            "Right.2026-01-01_00.00.00_02",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut d = director(sd.port).await;
+            let (reply, _) = setup(&mut d, 40 + i as u32, name, true, "File", None).await;
+            send(&mut d, "run").await;
+            let seen = serve(d, "Vol-S");
+            let mut f = fd(sd.port, name, &reply.authorization).await;
+            send(&mut f, "append open session\n").await;
+            line(&mut f).await;
+            send(&mut f, &format!("append data {}\n", reply.sd_id)).await;
+            assert_eq!(line(&mut f).await, "3000 OK data");
+            jobs.push((reply, seen, f));
+        }
+        for fi in 1..=12 {
+            for (j, (_, _, f)) in jobs.iter_mut().enumerate() {
+                stream(f, fi, 1, &[&attr(fi, &format!("/j{j}/f{fi}"))]).await;
+                let d = data(j as u8, fi);
+                stream(f, fi, 2, &[&d[..4_000], &d[4_000..]]).await;
+            }
+        }
+        let mut done = Vec::new();
+        for (reply, seen, mut f) in jobs {
+            assert_eq!(
+                finish_append(&mut f, reply.sd_id).await,
+                "3000 OK close Status = 84"
+            );
+            let seen = seen.await.unwrap();
+            let end = seen.end.clone().unwrap();
+            assert_eq!((end.status, end.files), (b'T', 12), "{end:?}");
+            done.push((reply, seen.jobmedia[0]));
+        }
+        // The two sessions overlap on the volume.
+        assert!(done[0].1.end_addr() > done[1].1.start_addr());
+        for (j, (reply, jm)) in done.iter().enumerate() {
+            let (records, end, _) = restore_session(
+                sd.port,
+                50 + j as u32,
+                &format!("Back{j}.2026-01-01_00.00.01_0{j}"),
+                "Vol-S",
+                (reply.sd_id, reply.sd_time),
+                jm,
+            )
+            .await;
+            assert_eq!((end.status, end.files), (b'T', 12));
+            assert_eq!(records.len(), 12 * 3);
+            for fi in 1..=12 {
+                let got: Vec<u8> = records
+                    .iter()
+                    .filter(|r| r.0 == fi && r.1 == 2)
+                    .flat_map(|r| r.2.clone())
+                    .collect();
+                assert_eq!(got, data(j as u8, fi), "job {j} file {fi}");
+                let a = records.iter().find(|r| r.0 == fi && r.1 == 1).unwrap();
+                assert_eq!(a.2, attr(fi, &format!("/j{j}/f{fi}")));
+            }
+        }
     });
 }

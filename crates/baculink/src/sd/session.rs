@@ -701,9 +701,15 @@ impl StorageDaemon {
             job.create_jobmedia(&[range]).await?;
         }
         let elapsed = started.elapsed();
+        // Fresh counters: another job may have written to this volume meanwhile.
+        let media = match job.get_vol_info(&m.media.vol_name, false).await {
+            Ok(fresh) if fresh.media_id == m.media.media_id => fresh,
+            Ok(_) | Err(JobError::Director(_)) => m.media.clone(),
+            Err(e) => return Err(e),
+        };
         let u = update_media(
             job,
-            &m.media,
+            &media,
             w.vol_bytes,
             w.records,
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
