@@ -638,7 +638,7 @@ mod scripted {
         vol: &str,
         session: (u32, u32),
         jm: &catreq::JobMediaRange,
-    ) -> (Vec<(i32, i32, Vec<u8>)>, catreq::JobEnd, String) {
+    ) -> (Vec<(i32, i32, Vec<u8>)>, catreq::JobEnd, String, Seen) {
         use baculink_proto::job::attr::RecHdr;
         let bsr = [
             "Storage=\"File1\"\n".to_string(),
@@ -691,8 +691,9 @@ mod scripted {
         assert_eq!(line(&mut f).await, "3000 OK close Status = 82");
         assert_eq!(line(&mut f).await, "<BNET_EOD>");
         f.signal(Signal::Terminate).await.unwrap();
-        let end = seen.await.unwrap().end.expect("3099");
-        (records, end, r.authorization)
+        let seen = seen.await.unwrap();
+        let end = seen.end.clone().expect("3099");
+        (records, end, r.authorization, seen)
     }
 
     /// A whole append session on an FD connection after `append data`'s
@@ -797,7 +798,7 @@ fn fd_vanishing_mid_job_ends_in_error_and_the_volume_stays_readable() {
         assert_eq!((jm.first_index, jm.last_index, jm.media_id), (1, 3, 7));
 
         // Restore what was written, selected by the bootstrap.
-        let (records, end, r2_key) = restore_session(
+        let (records, end, r2_key, _) = restore_session(
             sd.port,
             12,
             "Restore.2026-01-01_00.00.01_02",
@@ -825,6 +826,34 @@ fn fd_vanishing_mid_job_ends_in_error_and_the_volume_stays_readable() {
         );
         let data: Vec<u8> = records[1].2.iter().chain(&records[2].2).copied().collect();
         assert_eq!(data, big);
+
+        // A damaged record: the restore stops there with a clear error
+        // (status E, the FD gets its EOD and closes normally).
+        let path = sd.volumes().join("Vol-V1");
+        let mut vol = std::fs::read(&path).unwrap();
+        let at = vol
+            .windows(32)
+            .position(|w| w == &big[70_000..70_032])
+            .expect("file data in clear on the volume");
+        vol[at + 5] ^= 0xff;
+        std::fs::write(&path, &vol).unwrap();
+        let (records, end, _, seen) = restore_session(
+            sd.port,
+            13,
+            "Restore.2026-01-01_00.00.02_03",
+            "Vol-V1",
+            (reply.sd_id, reply.sd_time),
+            &jm,
+        )
+        .await;
+        assert_eq!(end.status, b'E', "{end:?}");
+        assert!(end.err_msg.contains("corrupt"), "{end:?}");
+        assert_eq!(records.len(), 2, "records before the damaged one");
+        let fatal = seen
+            .messages
+            .iter()
+            .any(|m| matches!(m, DirMessage::Jmsg(j) if j.text.contains("checksum mismatch")));
+        assert!(fatal, "no job message about the damage: {seen:?}");
         [reply.authorization, r2_key]
     });
     let vol = volume_file(&sd, "Vol-V1");
@@ -969,7 +998,7 @@ fn concurrent_backups_share_a_volume() {
         // The two sessions overlap on the volume.
         assert!(done[0].1.end_addr() > done[1].1.start_addr());
         for (j, (reply, jm)) in done.iter().enumerate() {
-            let (records, end, _) = restore_session(
+            let (records, end, _, _) = restore_session(
                 sd.port,
                 50 + j as u32,
                 &format!("Back{j}.2026-01-01_00.00.01_0{j}"),

@@ -399,8 +399,15 @@ impl StorageDaemon {
                         sock.send_text(sdcmd::ERROR_SESSION_NOT_OPEN).await?;
                         continue;
                     }
-                    self.read_data(sock, job, st).await?;
-                    st.done_ok = true;
+                    match self.read_data(sock, job, st).await {
+                        Ok(()) => st.done_ok = true,
+                        Err(e @ (JobError::Net(_) | JobError::Canceled)) => return Err(e),
+                        // The FD got its EOD: let it close the session.
+                        Err(e) => {
+                            warn!("job {}: {e}", job.name());
+                            st.error.get_or_insert(e.to_string());
+                        }
+                    }
                 }
                 SessionCommand::ReadClose(_) => {
                     st.open = None;
@@ -759,7 +766,6 @@ impl StorageDaemon {
                     Ok(p) => plan.push((p, v.clone(), i)),
                     Err(why) => {
                         sock.send_text(sdcmd::READ_DATA_ERROR).await?;
-                        sock.signal(Signal::Eod).await?;
                         return Err(JobError::Other(why));
                     }
                 }
