@@ -201,12 +201,16 @@ impl Job {
         *self.running.borrow()
     }
 
-    /// `run`: the Director connection becomes the message channel.
-    pub fn start(&self, chan: DirChan) {
+    /// `run`: the Director connection becomes the message channel, gets
+    /// `Status ... JobStatus=70` (waiting for the FD), and the File daemon's
+    /// session may start.
+    pub async fn start(&self, chan: DirChan) -> Result<(), JobError> {
         if let Ok(mut c) = self.chan.lock() {
             *c = Some(chan);
         }
+        let sent = self.send_status(JobStatus::WAIT_FD).await;
         self.running.send_replace(true);
+        sent
     }
 
     /// Forgets the message channel (after the end of the job), so the

@@ -32,7 +32,6 @@ use baculink_net::{BSock, LoginError, NetError, Peer, PeerSetup, ServerSetup};
 use baculink_proto::frame::{Packet, Signal};
 use baculink_proto::handshake::{RefusalReason, ServerConfig, ServerKind};
 use baculink_proto::hello::{self, Hello};
-use baculink_proto::job::attr::JobStatus;
 use baculink_proto::job::catreq::Generation;
 use baculink_proto::job::sdcmd::{self, Bootstrap, JobCommand, JobReply, UseStorage};
 use baculink_proto::negotiate::Dialect;
@@ -651,8 +650,7 @@ impl StorageDaemon {
     /// the File daemon's session ends, then `3099`, EOD, TERMINATE.
     async fn run_job(&self, chan: &DirChan, job: &Arc<Job>) {
         self.jobs_run.fetch_add(1, Ordering::Relaxed);
-        job.start(chan.clone());
-        if let Err(e) = job.send_status(JobStatus::WAIT_FD).await {
+        if let Err(e) = job.start(chan.clone()).await {
             warn!("job {}: {e}", job.name());
             job.cancel();
         }
@@ -1230,6 +1228,45 @@ Device {
         assert!(sd.lookup(&h, addr()).is_none(), "second client");
         assert!(sd.remove_job("J.1"));
         assert!(!sd.remove_job("J.1"));
+    }
+
+    #[test]
+    fn job_line_registers_a_fresh_session_key() {
+        let sd = sd();
+        let line = "JobId=3 job=Back.2026-01-01_00.00.00_01 job_name=Back client_name=c \
+                    type=66 level=70 FileSet=S NoAttr=0 SpoolAttr=1 FileSetMD5=x SpoolData=0 \
+                    WritePartAfterJob=1 PreferMountedVols=1 SpoolSize=0 rerunning=0 \
+                    VolSessionId=0 VolSessionTime=0 sd_client=0 Authorization=dummy\n";
+        let mut setup = None;
+        let reply = sd.job_command(line, Generation::V96, &mut setup);
+        let r = JobReply::parse(&reply).unwrap();
+        assert_eq!((r.sd_id, r.sd_time), (1, sd.sd_time));
+        assert!(sdcmd::is_session_key(&r.authorization), "{reply}");
+        let job = setup.expect("job set up");
+        assert_eq!(job.id(), 3);
+        let h = Hello::FdToSd {
+            job: "Back.2026-01-01_00.00.00_01".into(),
+            fd_version: 214,
+            sd_version: None,
+            tlspsk: None,
+        };
+        let (peer, _) = sd.lookup(&h, addr()).expect("registered");
+        assert_eq!(peer.local.key.expose(), r.authorization.as_bytes());
+        // A second job line gets the next VolSessionId and another key.
+        let mut setup2 = None;
+        let r2 = JobReply::parse(&sd.job_command(
+            &line.replace("Back.2026", "Other.2026"),
+            Generation::V96,
+            &mut setup2,
+        ))
+        .unwrap();
+        assert_eq!(r2.sd_id, 2);
+        assert_ne!(r2.authorization, r.authorization);
+        assert!(sd
+            .job_command("JobId=x", Generation::V96, &mut None)
+            .starts_with("3915 Bad Job command."));
+        assert_eq!(level_name('F'), "Full");
+        assert!(running_job_lines(&job)[0].starts_with("Writing: Full Backup job Back JobId=3"));
     }
 
     #[test]
