@@ -819,6 +819,7 @@ async fn send_level(
         _ => "full",
     };
     let net = |e| fd_net(e, "Backup");
+    debug!("JobId {}: level {word}, since {since:?}", ctx.id());
     match since {
         Some((t, prev)) => {
             fd.send_text(&format!("level = {word}  mtime_only=0 \n"))
