@@ -296,6 +296,38 @@ fn backup_and_restore(mode: &str) {
         b"local change\n",
         "replace=never kept the existing file"
     );
+
+    // estimate lists what a backup would save.
+    let est = bcon(&h, &["estimate job=BackupData listing"]);
+    assert!(
+        est.contains(&format!("2000 OK estimate files={objects} ")),
+        "{}",
+        ctx(&est)
+    );
+    assert!(est.contains("with space.txt"), "{}", ctx(&est));
+
+    // Incremental: a rewritten file and a new one (whose directory changes
+    // too), found by the since-time after the BTIME clock exchange.
+    fs::write(src.join("a/hello.txt"), b"changed\n").unwrap();
+    fs::write(src.join("a/b/new.txt"), b"new\n").unwrap();
+    let out = bcon(&h, &["run job=BackupData level=Incremental yes"]);
+    let ijid = queued_job(&out).unwrap_or_else(|| panic!("{}", ctx(&out)));
+    assert_eq!(wait_job(&h, ijid), "T", "{}", ctx("incremental status"));
+    let rep = report(&h, ijid);
+    assert!(rep.contains("Incremental"), "{}", ctx(&rep));
+    assert_eq!(
+        report_number(&rep, "FD Files Written:"),
+        Some(3),
+        "{}",
+        ctx(&rep)
+    );
+    let list = bcon(&h, &[&format!("list files jobid={ijid}")]);
+    assert!(
+        list.contains("new.txt") && list.contains("hello.txt"),
+        "{}",
+        ctx(&list)
+    );
+
     assert!(
         started.elapsed() < Duration::from_secs(110),
         "took {:?}",
