@@ -156,7 +156,7 @@ impl Director {
     }
 
     /// Resolves a Job resource (plus command overrides) into a plan.
-    fn plan(&self, job: &Job, args: &Args, kind: char) -> Result<JobPlan, String> {
+    pub(super) fn plan(&self, job: &Job, args: &Args, kind: char) -> Result<JobPlan, String> {
         let c = &self.conf;
         let client_name = args
             .get("client")

@@ -421,3 +421,188 @@ impl SdChannel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use baculink_proto::job::attr::AttrRecord;
+    use baculink_proto::job::catreq::{FindMedia, JobEnd, MediaInfo, UpdateMedia};
+
+    use super::*;
+    use crate::daemon::Daemon;
+    use crate::director::commands::Args;
+    use crate::director::job::JobCtx;
+    use crate::director::Director;
+
+    /// A Director from a minimal config whose catalog lives in `dir`.
+    fn director(dir: &std::path::Path) -> Arc<Director> {
+        let conf = dir.join("bacula-dir.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Director {{ Name = d; Password = p; WorkingDirectory = \"{}\" }}\n\
+                 Client {{ Name = fd; Address = 127.0.0.1; Password = p }}\n\
+                 Storage {{ Name = st; Address = 127.0.0.1; Password = p; Device = dev; Media Type = File }}\n\
+                 Pool {{ Name = P; Pool Type = Backup; Label Format = \"Vol-\" }}\n\
+                 FileSet {{ Name = S; Include {{ File = /data }} }}\n\
+                 Job {{ Name = J; Type = Backup; Client = fd; FileSet = S; Storage = st; Pool = P }}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        Arc::new(Director::load(&conf, Duration::from_secs(5)).unwrap())
+    }
+
+    async fn recv_text(sd: &mut BSock) -> String {
+        match sd.recv_timeout(Duration::from_secs(5)).await.unwrap() {
+            Packet::Data(d) => String::from_utf8_lossy(&d).into_owned(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn catalog_requests_attributes_and_end_of_job() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = director(tmp.path());
+        let job = dir.conf.job("J").unwrap().clone();
+        let plan = dir.plan(&job, &Args::parse("run"), 'B').unwrap();
+        let live = dir.jobs.add(
+            1,
+            "J.2026-11-29_06.44.04_01".into(),
+            "J".into(),
+            'B',
+            'F',
+            "fd".into(),
+        );
+        let ctx = Arc::new(JobCtx {
+            dir: dir.clone(),
+            live,
+            plan,
+        });
+        // Loopback pair: we are the Director's end, the test plays the SD.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ours = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut sd = BSock::new(listener.accept().await.unwrap().0);
+        let ch = SdChannel::new(BSock::new(ours), Generation::V96, ctx.clone());
+        let task = tokio::spawn(ch.run_to_end());
+
+        let find = FindMedia {
+            job_id: 1,
+            index: 1,
+            pool_name: "P".into(),
+            media_type: "File".into(),
+            vol_type: 1,
+            create: None,
+        };
+        sd.send_text(&find.format(Generation::V96)).await.unwrap();
+        let m = MediaInfo::parse(&recv_text(&mut sd).await).unwrap();
+        assert_eq!(
+            (m.vol_name.as_str(), m.vol_status.as_str()),
+            ("Vol-0001", "Append")
+        );
+        let upd = UpdateMedia {
+            job_id: 1,
+            vol_name: "Vol-0001".into(),
+            vol_jobs: 1,
+            vol_bytes: 5000,
+            vol_status: "Append".into(),
+            relabel: true,
+            ..UpdateMedia::default()
+        };
+        sd.send_text(&upd.format(Generation::V96)).await.unwrap();
+        let m = MediaInfo::parse(&recv_text(&mut sd).await).unwrap();
+        assert_eq!(m.vol_bytes, 5000);
+        sd.send_text("CatReq JobId=1 GetVolInfo VolName=Nope write=1\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            recv_text(&mut sd).await,
+            "1997 Volume \"Nope\" not in catalog.\n"
+        );
+
+        sd.send_text(&catreq::format_create_jobmedia(1))
+            .await
+            .unwrap();
+        sd.send_text("1 2 0 0 211 5000 1\n").await.unwrap();
+        sd.signal(Signal::Eod).await.unwrap();
+        assert_eq!(recv_text(&mut sd).await, catreq::OK_CREATE_JOBMEDIA);
+
+        let attr = |fi: i32, ft: i32, name: &str| UpdCat {
+            job_id: 1,
+            vol_session_id: 1,
+            vol_session_time: 99,
+            file_index: fi,
+            stream: 1,
+            data: AttrRecord {
+                file_index: fi,
+                file_type: ft,
+                fname: name.as_bytes().to_vec(),
+                lstat: "P4A mSR+ IGk B A A A m BAA I BrC8mu BrC8mu BrC8mu A A C".into(),
+                ..AttrRecord::default()
+            }
+            .encode(),
+        };
+        sd.send_text("BlastAttr JobId=1 File=/spool/x.attr\n")
+            .await
+            .unwrap();
+        assert_eq!(recv_text(&mut sd).await, catreq::ERR_BLAST_ATTR);
+        sd.send(&Packet::data(attr(1, 3, "/data/a b.txt").encode()))
+            .await
+            .unwrap();
+        let digest = UpdCat {
+            stream: 3,
+            data: vec![0xFF; 16],
+            ..attr(1, 3, "x")
+        };
+        sd.send(&Packet::data(digest.encode())).await.unwrap();
+        sd.send(&Packet::data(attr(2, 5, "/data/").encode()))
+            .await
+            .unwrap();
+        sd.send_text("Jmsg JobId=1 type=6 level=1795934646 sd JobId 1: hello there\n")
+            .await
+            .unwrap();
+        sd.send_text("Status JobId=1 JobStatus=82\n").await.unwrap();
+        let end = JobEnd {
+            job: "J.2026-11-29_06.44.04_01".into(),
+            status: b'T',
+            files: 2,
+            bytes: 38,
+            errors: 0,
+            err_msg: String::new(),
+        };
+        sd.send_text(&end.format()).await.unwrap();
+        sd.signal(Signal::Eod).await.unwrap();
+
+        let out = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.end, Some(end));
+        assert_eq!(out.error, None);
+        assert_eq!(out.volumes, vec!["Vol-0001".to_string()]);
+        let files = dir.catalog.call(|c| c.files(1)).await.unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].full_path(), "/data/a b.txt");
+        assert_eq!(files[0].digest, "/////////////////////w");
+        assert_eq!(files[0].digest_type, 3);
+        assert_eq!(files[1].full_path(), "/data/");
+        let parts = dir.catalog.call(|c| c.volume_parts(1)).await.unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].range.end_block, 5000);
+        let log = dir.catalog.call(|c| c.job_log(1)).await.unwrap();
+        assert!(
+            log.iter().any(|l| l.contains("sd JobId 1: hello there")),
+            "{log:?}"
+        );
+        assert!(dir
+            .jobs
+            .take_messages()
+            .iter()
+            .any(|m| m.contains("hello there")));
+        assert_eq!(ctx.live.snapshot().sd_status, 'T');
+        // The channel answered TERMINATE-free EOD by closing: nothing more comes.
+        assert!(sd.recv_timeout(Duration::from_secs(5)).await.is_err() || sd.is_terminated());
+    }
+}
