@@ -33,7 +33,7 @@ impl BSock {
         BSock {
             stream: Stream::Clear(Raw::new(tcp)),
             decoder: Decoder::new(),
-            wbuf: BytesMut::with_capacity(8 * 1024),
+            wbuf: BytesMut::new(),
             peer: crate::error::describe(peer_addr),
             peer_addr,
             compress: false,
@@ -109,10 +109,11 @@ impl BSock {
             }
             // Room for the rest of the current packet in one go (a 64 KiB
             // data packet should not grow the buffer piecemeal).
+            // An idle connection waiting for a header holds only 4 KiB.
             let wanted = self.decoder.bytes_wanted().max(4096);
             let buf = self.decoder.buffer_mut();
             if buf.capacity() - buf.len() < wanted {
-                buf.reserve(wanted.max(16 * 1024));
+                buf.reserve(wanted);
             }
             let n = match self.stream.read_buf(buf).await {
                 Ok(n) => n,

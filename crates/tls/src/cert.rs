@@ -59,7 +59,9 @@ impl std::fmt::Debug for CertContext {
 }
 
 /// Options every context of ours gets: version-flexible method, TLS 1.2 minimum (1.3 is
-/// preferred by OpenSSL), no read-ahead so TLS can be dropped without losing stream bytes.
+/// preferred by OpenSSL), no read-ahead so TLS can be dropped without losing stream bytes
+/// (the network layer reads ahead below TLS instead), and record buffers released while
+/// a connection idles (thousands of idle consoles must stay small).
 pub(crate) fn base_builder() -> Result<SslContextBuilder, TlsError> {
     let mut b =
         SslContext::builder(SslMethod::tls()).map_err(|e| TlsError::setup("SSL_CTX_new", e))?;
@@ -67,7 +69,11 @@ pub(crate) fn base_builder() -> Result<SslContextBuilder, TlsError> {
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(|e| TlsError::setup("minimum TLS version", e))?;
     b.set_read_ahead(false);
-    b.set_mode(SslMode::ENABLE_PARTIAL_WRITE | SslMode::ACCEPT_MOVING_WRITE_BUFFER);
+    b.set_mode(
+        SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::RELEASE_BUFFERS,
+    );
     Ok(b)
 }
 
