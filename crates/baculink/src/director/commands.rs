@@ -897,6 +897,15 @@ impl Director {
         out
     }
 
+    /// `.status dir running`: one key=value block per queued or running job.
+    pub(super) fn running_blocks(&self) -> Vec<String> {
+        self.jobs
+            .running()
+            .iter()
+            .map(|j| format!("\n{}", progress_block(j).trim_end_matches('\n')) + "\n")
+            .collect()
+    }
+
     /// `status dir`'s Terminated Jobs section.
     pub(super) fn terminated_lines(&self) -> Vec<String> {
         let done = self.jobs.terminated();

@@ -85,7 +85,7 @@ impl Daemon for Director {
         }
         let certs = CertStore::build(specs).map_err(|e| format!("{}: {e}", path.display()))?;
         let slots = conf.director.max_console_connections.max(1) as usize;
-        let catalog = open_catalog(&conf);
+        let catalog = open_catalog(&conf)?;
         let jobs = Arc::new(Jobs::new(conf.director.max_concurrent_jobs));
         Ok(Director {
             catalog,
@@ -589,7 +589,7 @@ impl Director {
         match what {
             "current" | "last" => self.dot_status_jobs(what == "last"),
             "running" => {
-                let mut v = vec![];
+                let mut v = self.running_blocks();
                 for l in self.links.snapshot() {
                     v.push(format!(
                         "\nLink={}\nAddress={}\nRole={}\nDialect={}\nMode={}\nTLSVersion={}\nCipher={}\nPeerSubject={}\n",
@@ -687,11 +687,11 @@ pub fn version_text() -> String {
 /// Opens `baculink-catalog.db` in the Working Directory; without a usable
 /// Working Directory an in-memory catalog keeps the Director serving
 /// (jobs are then forgotten at exit).
-fn open_catalog(conf: &DirectorConfig) -> CatalogHandle {
+fn open_catalog(conf: &DirectorConfig) -> Result<CatalogHandle, String> {
     if let Some(dir) = &conf.director.working_directory {
         let path = dir.join(CATALOG_FILE);
         match CatalogHandle::open(&path) {
-            Ok(h) => return h,
+            Ok(h) => return Ok(h),
             Err(e) => warn!(
                 "cannot open the catalog {}: {e}; using an in-memory catalog",
                 path.display()
@@ -700,11 +700,7 @@ fn open_catalog(conf: &DirectorConfig) -> CatalogHandle {
     } else {
         warn!("no Working Directory: using an in-memory catalog (jobs are not kept)");
     }
-    match Catalog::memory() {
-        Ok(c) => CatalogHandle::spawn(c, PathBuf::from(":memory:")),
-        Err(e) => {
-            // SQLite without a file cannot fail short of memory exhaustion.
-            panic!("cannot create an in-memory catalog: {e}")
-        }
-    }
+    Catalog::memory()
+        .map(|c| CatalogHandle::spawn(c, PathBuf::from(":memory:")))
+        .map_err(|e| format!("cannot create an in-memory catalog: {e}"))
 }
