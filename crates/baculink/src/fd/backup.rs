@@ -46,6 +46,97 @@ pub struct WalkParams {
     pub since: Option<i64>,
     /// Level `mtime_only=1`.
     pub mtime_only: bool,
+    /// Accurate mode: the files of the previous backups (§5.9).
+    pub accurate: Option<Arc<Accurate>>,
+}
+
+/// One file of the Director's accurate list.
+#[derive(Clone, Debug)]
+struct Known {
+    lstat: String,
+    mtime: i64,
+    ctime: i64,
+    size: i64,
+    seen: bool,
+}
+
+/// The accurate list: what the catalog holds for this client and FileSet.
+/// A file is saved when it is new or its mtime, ctime or size differ;
+/// files of the list the walk does not meet are sent as deleted.
+#[derive(Debug, Default)]
+pub struct Accurate {
+    files: std::sync::Mutex<HashMap<Vec<u8>, Known>>,
+}
+
+impl Accurate {
+    /// Adds one packet of the list: `name\0LStat\0digest\0delta-seq`.
+    /// False when it does not parse.
+    pub fn add(&self, packet: &[u8]) -> bool {
+        let mut parts = packet.split(|&b| b == 0);
+        let (Some(name), Some(lstat)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(lstat) else {
+            return false;
+        };
+        let Ok(st) = Stat::decode(text) else {
+            return false;
+        };
+        if let Ok(mut f) = self.files.lock() {
+            f.insert(
+                name.to_vec(),
+                Known {
+                    lstat: text.to_string(),
+                    mtime: st.mtime,
+                    ctime: st.ctime,
+                    size: st.size,
+                    seen: false,
+                },
+            );
+        }
+        true
+    }
+
+    /// Files in the list.
+    pub fn len(&self) -> usize {
+        self.files.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// Whether the list is empty.
+    #[allow(dead_code)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `name` must be saved; marks it seen.
+    fn changed(&self, name: &[u8], meta: &Metadata, mtime_only: bool) -> bool {
+        let Ok(mut f) = self.files.lock() else {
+            return true;
+        };
+        match f.get_mut(name) {
+            None => true,
+            Some(k) => {
+                k.seen = true;
+                k.mtime != meta.mtime()
+                    || (!mtime_only && k.ctime != meta.ctime())
+                    || (!meta.is_dir() && k.size != meta.size() as i64)
+            }
+        }
+    }
+
+    /// The files of the list the walk did not meet: (name, LStat).
+    fn unseen(&self) -> Vec<(Vec<u8>, String)> {
+        let Ok(f) = self.files.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<(Vec<u8>, String)> = f
+            .iter()
+            .filter(|(_, k)| !k.seen)
+            .map(|(n, k)| (n.clone(), k.lstat.clone()))
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// One file system object found by the walk.
@@ -202,7 +293,7 @@ where
                 }
             }
         }
-        if !self.changed(&meta, &options) {
+        if !self.changed(path, &meta, &options) {
             return true;
         }
         matches!(
@@ -215,8 +306,13 @@ where
         )
     }
 
-    /// Incremental/Differential: changed since the since-time?
-    fn changed(&self, meta: &Metadata, o: &Options) -> bool {
+    /// Incremental/Differential: changed since the since-time (or, in
+    /// accurate mode, against the previous backups)?
+    fn changed(&self, path: &Path, meta: &Metadata, o: &Options) -> bool {
+        let mtime_only = o.mtime_only || self.params.mtime_only;
+        if let Some(acc) = &self.params.accurate {
+            return acc.changed(&record_name(path, meta.is_dir()), meta, mtime_only);
+        }
         match self.params.since {
             None => true,
             Some(since) => {
@@ -334,8 +430,42 @@ pub fn produce(
         }
     };
     let done = Walker::new(&params, &handle, visit, note).run();
+    if done {
+        if let Some(acc) = &params.accurate {
+            for (name, lstat) in acc.unseen() {
+                if !send_deleted(&tx, &mut fi, name, lstat) {
+                    return None;
+                }
+                totals.files += 1;
+            }
+        }
+    }
     totals.errors = handle.errors.load(Ordering::Relaxed);
     done.then_some(totals)
+}
+
+/// An accurate-mode deletion: an attribute record of type FT_DELETED with
+/// the name and LStat the catalog had.
+fn send_deleted(tx: &mpsc::Sender<Out>, fi: &mut i32, fname: Vec<u8>, lstat: String) -> bool {
+    let record = AttrRecord {
+        file_index: *fi,
+        file_type: ft::DELETED,
+        fname,
+        lstat,
+        link: Vec::new(),
+        attr_ex: Vec::new(),
+        delta_seq: 0,
+    };
+    let header = StreamHeader {
+        file_index: *fi,
+        stream: stream::UNIX_ATTRIBUTES,
+        size: 0,
+    };
+    *fi += 1;
+    tx.blocking_send(Out::Small(header.encode().into_bytes()))
+        .is_ok()
+        && tx.blocking_send(Out::Small(record.encode())).is_ok()
+        && tx.blocking_send(Out::Eod).is_ok()
 }
 
 /// Sends one object: attributes, data, digest. False = stop the walk.

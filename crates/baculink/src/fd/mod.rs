@@ -593,6 +593,8 @@ struct Session {
     totals: Option<EndJob>,
     /// Files the Director expects a restore to write.
     expected_files: u64,
+    /// Accurate mode: the previous backups' files.
+    accurate: Option<Arc<backup::Accurate>>,
 }
 
 impl Session {
@@ -613,6 +615,7 @@ impl Session {
             status: JobStatus::CREATED,
             totals: None,
             expected_files: 0,
+            accurate: None,
         }
     }
 

@@ -144,28 +144,35 @@ impl FileDaemon {
         Ok(End::Continue)
     }
 
-    /// `accurate files=N` then one packet per file up to EOD (§5.9): read
-    /// and set aside; selection stays by time (reported once).
+    /// `accurate files=N` then one packet per file up to EOD (§5.9): the
+    /// files of the previous backups; no reply.
     pub(super) async fn cmd_accurate(
         &self,
         dir: &mut BSock,
         s: &mut Session,
     ) -> Result<End, NetError> {
-        let mut n = 0u64;
+        let acc = backup::Accurate::default();
+        let mut bad = 0u64;
         loop {
             match dir.recv().await? {
-                Packet::Data(_) => n += 1,
+                Packet::Data(d) => {
+                    if !acc.add(&d) {
+                        bad += 1;
+                    }
+                }
                 Packet::Signal(Signal::Eod) => break,
                 Packet::Signal(Signal::Terminate) => return Ok(End::ByPeer),
                 Packet::Signal(_) => continue,
             }
         }
-        s.report(
-            MsgType::Warning,
-            &format!(
-                "Accurate mode is not supported by this File daemon: the {n} files of the previous backups are ignored, files are selected by their times and deleted files are not recorded."
-            ),
-        );
+        if bad > 0 {
+            s.report(
+                MsgType::Warning,
+                &format!("{bad} entries of the accurate list could not be read; those files are saved again."),
+            );
+        }
+        info!("{}: accurate list of {} files", s.label, acc.len());
+        s.accurate = Some(Arc::new(acc));
         Ok(End::Continue)
     }
 
@@ -283,6 +290,7 @@ impl FileDaemon {
             fileset,
             since: s.level.since,
             mtime_only: s.level.mtime_only,
+            accurate: s.accurate.clone(),
         };
         let first = i32::try_from(fi.max(0)).unwrap_or(0) + 1;
         let mut comm = CommBytes::default();
@@ -557,6 +565,7 @@ impl FileDaemon {
             fileset,
             since: s.level.since,
             mtime_only: s.level.mtime_only,
+            accurate: None,
         };
         let h = handle.clone();
         let r = tokio::task::spawn_blocking(move || backup::estimate(&params, &h, listing)).await;
