@@ -172,6 +172,11 @@ impl CertStore {
     ) -> Result<HashMap<String, Option<Arc<CertContext>>>, String> {
         let mut out = HashMap::new();
         for (key, tls, role) in specs {
+            if tls.psk_enable {
+                // Builds (and caches) the resource's PSK context: its TLS
+                // Protocol / Cipher Suites are checked at start, not at login.
+                baculink_tls::PskContext::for_settings(tls).map_err(|e| format!("{key}: {e}"))?;
+            }
             let ctx = login::cert_context(tls, *role).map_err(|e| format!("{key}: {e}"))?;
             out.insert(key.clone(), ctx);
         }

@@ -57,6 +57,7 @@ pub fn client_setup(
             local: local(key, tls, TlsRole::Client, our_name, dialect),
         },
         cert,
+        psk: baculink_tls::PskContext::for_settings(tls).ok(),
         host: host.to_string(),
         allowed_cn: tls.allowed_cn.clone(),
         timeout,
@@ -75,6 +76,7 @@ pub fn peer_setup(
     PeerSetup {
         local: local(key, tls, TlsRole::Server, our_name, Dialect::V13),
         cert,
+        psk: baculink_tls::PskContext::for_settings(tls).ok(),
         allowed_cn: if tls.verify_peer {
             tls.allowed_cn.clone()
         } else {

@@ -71,6 +71,9 @@ impl Target {
         timeout: Duration,
     ) -> Result<ClientSetup, baculink_tls::TlsError> {
         let cert = login::cert_context(&self.tls, TlsRole::Client)?;
+        if self.tls.psk_enable {
+            baculink_tls::PskContext::for_settings(&self.tls)?;
+        }
         Ok(login::client_setup(
             self.hello.clone(),
             self.key.clone(),

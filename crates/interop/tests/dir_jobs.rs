@@ -273,7 +273,8 @@ fn backup_and_restore(mode: &str) {
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_same_tree(&src, &restored, true);
 
-    // An Incremental after changes, then the newest version of everything.
+    // An Incremental after changes, then the newest version of everything
+    // (`restore current`: the Full and the Incremental).
     std::thread::sleep(Duration::from_millis(1100));
     let file = |p: PathBuf, data: &[u8], mtime: u64| {
         std::fs::write(&p, data).unwrap();
@@ -308,8 +309,13 @@ fn backup_and_restore(mode: &str) {
         ctx("unchanged file in the Incremental", &out)
     );
     let target = work.path().join("restored-latest");
-    let restore = format!("restore jobid=1,3 where={} all done yes", target.display());
+    let restore = format!("restore current where={} all done yes", target.display());
     let out = console(&h, &[&restore, "wait", "messages"], Duration::from_secs(90));
+    assert!(
+        out.contains("Building directory tree for JobId(s) 1,3 ..."),
+        "{}",
+        ctx("restore current", &out)
+    );
     assert!(
         out.contains("Termination:            Restore OK"),
         "{}",

@@ -199,6 +199,7 @@ fn tls_session_dropped_without_close_notify() {
                 },
             },
             cert: None,
+            psk: None,
             host: "127.0.0.1".into(),
             allowed_cn: vec![],
             timeout: Duration::from_secs(10),

@@ -80,6 +80,7 @@ fn console_gets_in_under_hostile_load() {
                     },
                 },
                 cert: None,
+                psk: None,
                 host: "127.0.0.1".into(),
                 allowed_cn: vec![],
                 timeout: Duration::from_secs(10),

@@ -423,6 +423,7 @@ mod scripted {
                 },
             },
             cert: None,
+            psk: None,
             host: "127.0.0.1".into(),
             allowed_cn: Vec::new(),
             timeout: T,

@@ -185,6 +185,7 @@ fn fd_setup(job: &str, key: &str, tls: &TlsSettings, dialect: Dialect) -> Client
             },
         },
         cert,
+        psk: None,
         host: "127.0.0.1".into(),
         allowed_cn: Vec::new(),
         timeout: Duration::from_secs(15),

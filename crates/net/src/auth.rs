@@ -12,7 +12,7 @@ use baculink_proto::handshake::{
 use baculink_proto::hello::Hello;
 use baculink_proto::negotiate::Mode;
 use baculink_proto::Secret;
-use baculink_tls::{CertContext, SessionFacts, TlsError};
+use baculink_tls::{CertContext, PskContext, SessionFacts, TlsError};
 use tokio::net::TcpStream;
 
 use crate::bsock::BSock;
@@ -26,6 +26,9 @@ pub struct ClientSetup {
     pub config: ClientConfig,
     /// Certificate context of the resource (required for certificate TLS).
     pub cert: Option<Arc<CertContext>>,
+    /// PSK context of the resource (its TLS Protocol / TLS Cipher Suites);
+    /// `None` uses the shared default context.
+    pub psk: Option<PskContext>,
     /// The address we connected to, for the server certificate's host check.
     pub host: String,
     /// `TLS Allowed CN` of the resource (empty = host check only).
@@ -55,6 +58,8 @@ pub struct PeerSetup {
     pub local: Local,
     /// Certificate context of the resource (required for certificate TLS).
     pub cert: Option<Arc<CertContext>>,
+    /// PSK context of the resource; `None` uses the shared default context.
+    pub psk: Option<PskContext>,
     /// `TLS Allowed CN` of the resource.
     pub allowed_cn: Vec<String>,
     /// How to name the peer, e.g. `Console "admin" at 127.0.0.1:40000`.
@@ -158,6 +163,7 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
                     kind,
                     Side::Client { host: &setup.host },
                     setup.cert.as_deref(),
+                    setup.psk.as_ref(),
                     &setup.allowed_cn,
                     &key,
                     &setup.label,
@@ -276,6 +282,7 @@ where
                     kind,
                     Side::Server,
                     found.cert.as_deref(),
+                    found.psk.as_ref(),
                     &found.allowed_cn,
                     &found.local.key,
                     &found.label,
@@ -328,6 +335,7 @@ async fn start_tls(
     kind: TlsKind,
     side: Side<'_>,
     cert: Option<&CertContext>,
+    psk: Option<&PskContext>,
     allowed_cn: &[String],
     key: &Secret,
     label: &str,
@@ -369,8 +377,14 @@ async fn start_tls(
         }
     }
     let stream = match (kind, side) {
-        (TlsKind::Psk, Side::Client { .. }) => baculink_tls::connect_psk(key, raw).await,
-        (TlsKind::Psk, Side::Server) => baculink_tls::accept_psk(key, raw).await,
+        (TlsKind::Psk, Side::Client { .. }) => match psk {
+            Some(p) => p.connect(key, raw).await,
+            None => baculink_tls::connect_psk(key, raw).await,
+        },
+        (TlsKind::Psk, Side::Server) => match psk {
+            Some(p) => p.accept(key, raw).await,
+            None => baculink_tls::accept_psk(key, raw).await,
+        },
         (TlsKind::Certificate, side) => {
             let Some(ctx) = cert else {
                 return Err(LoginError::Config(format!(

@@ -142,6 +142,7 @@ async fn run(
             Some(PeerSetup {
                 local: server_local.clone(),
                 cert: Some(server_cert.clone()),
+                psk: None,
                 allowed_cn: vec!["client".into()],
                 label: "test director".into(),
             })
@@ -160,6 +161,7 @@ async fn run(
             local: client_local,
         },
         cert: Some(pki.client.clone()),
+        psk: None,
         host: "127.0.0.1".into(),
         allowed_cn: vec![],
         timeout: Duration::from_secs(20),

@@ -59,6 +59,7 @@ fn console_setup(conf: &Path) -> (ClientSetup, String, u16) {
             },
         },
         cert,
+        psk: baculink_tls::PskContext::for_settings(&d.tls).ok(),
         host: host.clone(),
         allowed_cn: d.tls.allowed_cn.clone(),
         timeout: Duration::from_secs(30),
@@ -235,6 +236,7 @@ async fn bulk(psk: bool, mib: usize) {
             Some(PeerSetup {
                 local: server_local.clone(),
                 cert: None,
+                psk: None,
                 allowed_cn: vec![],
                 label: "bench".into(),
             })
@@ -261,6 +263,7 @@ async fn bulk(psk: bool, mib: usize) {
             local,
         },
         cert: None,
+        psk: None,
         host: "127.0.0.1".into(),
         allowed_cn: vec![],
         timeout: Duration::from_secs(10),
