@@ -399,10 +399,32 @@ impl Director {
     /// [replace=always|ifnewer|ifolder|never] [file=PATH ...] [all] [done] [yes]`.
     pub(super) async fn cmd_restore(self: &Arc<Self>, sock: &mut BSock, cmd: &str) -> Reply {
         let args = Args::parse(cmd);
-        let ids: Vec<u32> = args
+        let mut ids: Vec<u32> = args
             .get("jobid")
             .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
             .unwrap_or_default();
+        if ids.is_empty() && args.has("current") {
+            let client = args
+                .get("client")
+                .map(str::to_string)
+                .or_else(|| self.conf.clients.first().map(|c| c.name.clone()))
+                .unwrap_or_default();
+            let fileset = args.get("fileset").map(str::to_string);
+            match self.catalog.call(|c| c.jobs(u32::MAX)).await {
+                Ok(all) => ids = current_set(&all, &client, fileset.as_deref()),
+                Err(e) => {
+                    sock.send_text(&format!("{e}\n")).await?;
+                    return Ok(false);
+                }
+            }
+            if ids.is_empty() {
+                sock.send_text(&format!(
+                    "No Full backup of Client \"{client}\" in the catalog.\n"
+                ))
+                .await?;
+                return Ok(false);
+            }
+        }
         if ids.is_empty() {
             sock.send_text(RESTORE_USAGE).await?;
             return Ok(false);
@@ -963,6 +985,40 @@ impl Director {
     }
 }
 
+/// The jobs making up the current state of a client (and FileSet): its
+/// last good Full, the last good Differential after it, and every good
+/// Incremental after those.
+pub fn current_set(all: &[JobRow], client: &str, fileset: Option<&str>) -> Vec<u32> {
+    let good: Vec<&JobRow> = all
+        .iter()
+        .filter(|j| {
+            j.kind == "B"
+                && j.client == client
+                && matches!(j.status.as_str(), "T" | "W")
+                && fileset.map_or(true, |f| j.fileset == f)
+        })
+        .collect();
+    let Some(full) = good.iter().rev().find(|j| j.level == "F") else {
+        return Vec::new();
+    };
+    let mut set = vec![full.job_id];
+    let mut since = (full.start_time, full.job_id);
+    if let Some(diff) = good
+        .iter()
+        .rev()
+        .find(|j| j.level == "D" && (j.start_time, j.job_id) > since)
+    {
+        set.push(diff.job_id);
+        since = (diff.start_time, diff.job_id);
+    }
+    set.extend(
+        good.iter()
+            .filter(|j| j.level == "I" && (j.start_time, j.job_id) > since)
+            .map(|j| j.job_id),
+    );
+    set
+}
+
 /// One `.jobprogress` block for a queued or running job.
 fn progress_block(j: &Arc<LiveJob>) -> String {
     let s = j.snapshot();
@@ -1047,10 +1103,12 @@ fn table(head: &[&str], right: &[bool], rows: Vec<Vec<String>>, _pad: usize) -> 
 }
 
 const RESTORE_USAGE: &str = "restore: this Director restores without the interactive tree:\n  \
-restore jobid=N[,M...] [where=DIR] [client=NAME] [restorejob=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n\
+restore jobid=N[,M...] [where=DIR] [client=NAME] [restorejob=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n  \
+restore current [client=NAME] [fileset=NAME] [where=DIR] ... all done yes\n\
 jobid= names successful backups (see list jobs), e.g. a Full and its Incrementals: the newest\n\
 version of each file is restored. file= (repeatable) limits the restore to those paths (a\n\
-directory selects everything under it); without file= every file is restored.\n";
+directory selects everything under it); without file= every file is restored. current picks the\n\
+client's last Full plus the Differential and Incrementals after it.\n";
 
 #[cfg(test)]
 mod tests {
@@ -1068,6 +1126,31 @@ mod tests {
             Some("files")
         );
         assert!(Args::parse("run").get("job").is_none());
+    }
+
+    #[test]
+    fn current_backup_set() {
+        let j = |id: u32, level: &str, t: i64, status: &str| JobRow {
+            job_id: id,
+            kind: "B".into(),
+            level: level.into(),
+            client: "c".into(),
+            status: status.into(),
+            start_time: t,
+            ..JobRow::default()
+        };
+        let all = vec![
+            j(1, "F", 10, "T"),
+            j(2, "I", 20, "T"),
+            j(3, "F", 30, "T"),
+            j(4, "I", 40, "T"),
+            j(5, "D", 50, "T"),
+            j(6, "I", 60, "E"),
+            j(7, "I", 70, "T"),
+        ];
+        assert_eq!(current_set(&all, "c", None), vec![3, 5, 7]);
+        assert_eq!(current_set(&all[..4], "c", None), vec![3, 4]);
+        assert!(current_set(&all, "other", None).is_empty());
     }
 
     #[test]

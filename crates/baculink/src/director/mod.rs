@@ -651,7 +651,7 @@ cancel        Cancel a job: cancel jobid=N\n  \
 help          Print help on specific commands\n  \
 list          List catalog records: list jobs | list jobid=N | list files jobid=N | list joblog jobid=N | list volumes\n  \
 messages      Display pending messages\n  \
-restore       Restore backups: restore jobid=N[,M...] [where=DIR] [client=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n  \
+restore       Restore backups: restore jobid=N[,M...]|current [where=DIR] [client=NAME] [replace=always|ifnewer|ifolder|never] [file=PATH ...] all done yes\n  \
 run           Run a job: run job=NAME [level=Full|Incremental|Differential] [client=C] [storage=S] [pool=P] [yes]\n  \
 wait          Wait until jobs end: wait [jobid=N] [timeout=SECS]\n  \
 quit          Terminate Bconsole session\n  \
