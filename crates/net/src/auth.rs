@@ -162,11 +162,13 @@ async fn client_steps(sock: &mut BSock, setup: &ClientSetup) -> Result<Peer, Log
                     sock,
                     kind,
                     Side::Client { host: &setup.host },
-                    setup.cert.as_deref(),
-                    setup.psk.as_ref(),
-                    &setup.allowed_cn,
-                    &key,
-                    &setup.label,
+                    TlsParams {
+                        cert: setup.cert.as_deref(),
+                        psk: setup.psk.as_ref(),
+                        allowed_cn: &setup.allowed_cn,
+                        key: &key,
+                        label: &setup.label,
+                    },
                 )
                 .await?;
                 login_tls = Some(facts);
@@ -281,11 +283,13 @@ where
                     sock,
                     kind,
                     Side::Server,
-                    found.cert.as_deref(),
-                    found.psk.as_ref(),
-                    &found.allowed_cn,
-                    &found.local.key,
-                    &found.label,
+                    TlsParams {
+                        cert: found.cert.as_deref(),
+                        psk: found.psk.as_ref(),
+                        allowed_cn: &found.allowed_cn,
+                        key: &found.local.key,
+                        label: &found.label,
+                    },
                 )
                 .await
                 .map_err(|e| (e, Duration::from_secs(5)))?;
@@ -330,16 +334,28 @@ enum Side<'a> {
     Server,
 }
 
+/// The TLS material of one side of one connection.
+struct TlsParams<'a> {
+    cert: Option<&'a CertContext>,
+    psk: Option<&'a PskContext>,
+    allowed_cn: &'a [String],
+    key: &'a Secret,
+    label: &'a str,
+}
+
 async fn start_tls(
     sock: &mut BSock,
     kind: TlsKind,
     side: Side<'_>,
-    cert: Option<&CertContext>,
-    psk: Option<&PskContext>,
-    allowed_cn: &[String],
-    key: &Secret,
-    label: &str,
+    p: TlsParams<'_>,
 ) -> Result<SessionFacts, LoginError> {
+    let TlsParams {
+        cert,
+        psk,
+        allowed_cn,
+        key,
+        label,
+    } = p;
     let tls_err = |source: TlsError| LoginError::Tls {
         peer: label.to_string(),
         source,
