@@ -186,7 +186,11 @@ pub fn dot_status(fd: &FileDaemon, cmd: &str) -> Option<Vec<String>> {
         }
         "terminated" => Some(Vec::new()),
         "header" => Some(vec![header(fd)]),
-        "running" => Some(fd.links.snapshot().iter().map(running_block).collect()),
+        "running" => {
+            let mut v: Vec<String> = fd.jobs.running().iter().map(|j| job_block(j)).collect();
+            v.extend(fd.links.snapshot().iter().map(running_block));
+            Some(v)
+        }
         _ => None,
     }
 }
@@ -205,6 +209,30 @@ fn header(fd: &FileDaemon) -> String {
         fd.jobs.running().len(),
         fd.debug_level.load(Ordering::Relaxed),
         fd.trace.load(Ordering::Relaxed),
+    )
+}
+
+/// A running job as a 9.6 FD lists it in `.status running` (key=value,
+/// blank line after; the Director reads JobFiles/JobBytes for progress).
+fn job_block(j: &super::job::JobHandle) -> String {
+    let bytes = j.bytes.load(Ordering::Relaxed);
+    let secs = SystemTime::now()
+        .duration_since(j.started)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .max(1);
+    let (kind, level) = match j.kind() {
+        super::job::JobKind::Restore => ('R', ' '),
+        super::job::JobKind::Estimate => ('B', 'F'),
+        _ => ('B', j.level().chars().next().unwrap_or('F')),
+    };
+    format!(
+        "JobId={}\nJob={}\nVSS=0\nLevel={level}\nType={kind}\nStatus=R\nJobFiles={}\nJobBytes={bytes}\nBytes/sec={}\nErrors={}\n\n",
+        j.job_id,
+        j.job,
+        j.files.load(Ordering::Relaxed),
+        bytes / secs,
+        j.errors.load(Ordering::Relaxed)
     )
 }
 

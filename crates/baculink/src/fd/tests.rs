@@ -735,6 +735,13 @@ async fn cancel_from_another_connection_stops_a_waiting_backup() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let status = status::status_lines(&fd).concat();
     assert!(status.contains("JobId 7 Job C.1 is running."), "{status}");
+    let running = status::dot_status(&fd, ".status running api=2")
+        .unwrap()
+        .concat();
+    assert!(
+        running.starts_with("JobId=7\nJob=C.1\nVSS=0\nLevel=F\nType=B\nStatus=R\nJobFiles="),
+        "{running}"
+    );
 
     let (mut other, _) = director(port, "test-dir", "dir-fd-password").await.unwrap();
     other
