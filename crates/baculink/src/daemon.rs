@@ -3,9 +3,10 @@
 //! TLS contexts that SIGHUP reloads, and the registry of live links whose
 //! TLS facts every `status` prints.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,11 +91,21 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
             }
         }
     });
+    let limiter = Arc::new(PendingLimiter::new(max_unauthenticated(&flags.config)));
     let mut tasks = Vec::new();
     for l in listeners {
         let d = daemon.clone();
+        let limiter = limiter.clone();
         tasks.push(tokio::spawn(serve(l, move |tcp, addr| {
-            d.clone().handle(tcp, addr)
+            let d = d.clone();
+            let slot = limiter.try_acquire(addr.ip());
+            async move {
+                // Too many logins in progress from this address: close at once.
+                let Some(slot) = slot else { return };
+                PENDING
+                    .scope(RefCell::new(Some(slot)), d.handle(tcp, addr))
+                    .await
+            }
         })));
     }
     let code = wait_for_signals(daemon.certs()).await;
@@ -105,6 +116,91 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
         let _ = std::fs::remove_file(p);
     }
     code
+}
+
+/// `Maximum Unauthenticated Connections` of the daemon's own resource.
+fn max_unauthenticated(path: &Path) -> usize {
+    use baculink_conf::AnyConfig;
+    let n = match baculink_conf::load_any(path) {
+        Ok((AnyConfig::Director(c), _)) => c.director.max_unauthenticated,
+        Ok((AnyConfig::FileDaemon(c), _)) => c.file_daemon.max_unauthenticated,
+        Ok((AnyConfig::Storage(c), _)) => c.storage.max_unauthenticated,
+        _ => baculink_conf::dir::DEFAULT_MAX_UNAUTHENTICATED,
+    };
+    n.max(1) as usize
+}
+
+tokio::task_local! {
+    /// The login slot of the connection this task serves; released when the
+    /// peer authenticates ([`Links::add`]) or the connection ends.
+    static PENDING: RefCell<Option<PendingSlot>>;
+}
+
+/// Per-source-address limit on logins in progress, so one address cannot
+/// hold every socket of a daemon with connections that never authenticate.
+/// It serialises nothing: each check is a short map update.
+pub struct PendingLimiter {
+    per_address: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+    refused: AtomicU64,
+}
+
+/// One login in progress; dropping it frees the slot.
+pub struct PendingSlot {
+    limiter: Arc<PendingLimiter>,
+    ip: IpAddr,
+}
+
+impl PendingLimiter {
+    /// A limiter allowing `per_address` logins in progress per address.
+    pub fn new(per_address: usize) -> PendingLimiter {
+        PendingLimiter {
+            per_address,
+            counts: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// A slot for a new connection from `ip`, or None (logged, sparingly).
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PendingSlot> {
+        let mut counts = self.counts.lock().ok()?;
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            let refused = self.refused.fetch_add(1, Ordering::Relaxed);
+            if refused % 1000 == 0 {
+                warn!(
+                    "{ip} already has {} logins in progress (Maximum Unauthenticated Connections); \
+                     closing new connections from it ({} refused so far)",
+                    self.per_address,
+                    refused + 1
+                );
+            }
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.limiter.counts.lock() {
+            if let Some(n) = counts.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// Marks this task's connection as authenticated: its login slot is freed.
+pub fn login_done() {
+    let _ = PENDING.try_with(|slot| slot.borrow_mut().take());
 }
 
 /// Accepts connections forever, one task each; a failing accept never stops the loop.
@@ -248,6 +344,9 @@ impl Drop for LinkGuard {
 impl Links {
     /// Registers an authenticated peer until the guard drops.
     pub fn add(self: &Arc<Self>, peer: &Peer, role: &'static str, outgoing: bool) -> LinkGuard {
+        if !outgoing {
+            login_done();
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let link = Link {
             id,

@@ -13,6 +13,9 @@ use crate::messages::Messages;
 use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 use crate::ListenAddress;
 
+/// Default of `Maximum Unauthenticated Connections` (per source address).
+pub const DEFAULT_MAX_UNAUTHENTICATED: u32 = 32;
+
 /// Default port the Director listens on.
 pub const DEFAULT_DIR_PORT: u16 = 9101;
 /// Default port of a file daemon.
@@ -21,6 +24,7 @@ pub const DEFAULT_FD_PORT: u16 = 9102;
 pub const DEFAULT_SD_PORT: u16 = 9103;
 
 const DIRECTOR_KNOWN: &[&str] = &[
+    "maximumunauthenticatedconnections",
     "fipsrequire",
     "password",
     "dirport",
@@ -138,6 +142,9 @@ pub struct Director {
     pub max_concurrent_jobs: u32,
     /// `Maximum Console Connections` (20).
     pub max_console_connections: u32,
+    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
+    /// progress accepted at once from one source address.
+    pub max_unauthenticated: u32,
     /// `FD Connect Timeout` (3 min).
     pub fd_connect_timeout: Duration,
     /// `SD Connect Timeout` (30 min).
@@ -172,6 +179,10 @@ impl Director {
             messages: r.name_ref(&["messages"])?,
             max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
             max_console_connections: r.u32(&["maximumconsoleconnections"], 20)?,
+            max_unauthenticated: r.u32(
+                &["maximumunauthenticatedconnections"],
+                DEFAULT_MAX_UNAUTHENTICATED,
+            )?,
             fd_connect_timeout: r.time(&["fdconnecttimeout"], Duration::from_secs(180))?,
             sd_connect_timeout: r.time(&["sdconnecttimeout"], Duration::from_secs(1800))?,
             heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,

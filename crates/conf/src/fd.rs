@@ -14,6 +14,7 @@ use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 use crate::ListenAddress;
 
 const FILEDAEMON_KNOWN: &[&str] = &[
+    "maximumunauthenticatedconnections",
     "fipsrequire",
     "fdport",
     "fdaddress",
@@ -88,6 +89,9 @@ pub struct FileDaemon {
     pub plugin_directory: Option<PathBuf>,
     /// `Maximum Concurrent Jobs` (20).
     pub max_concurrent_jobs: u32,
+    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
+    /// progress accepted at once from one source address.
+    pub max_unauthenticated: u32,
     /// `SD Connect Timeout` (30 min).
     pub sd_connect_timeout: Duration,
     /// `Heartbeat Interval` (5 min).
@@ -119,6 +123,10 @@ impl FileDaemon {
             pid_directory: r.path(&["piddirectory"])?,
             plugin_directory: r.path(&["plugindirectory"])?,
             max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
+            max_unauthenticated: r.u32(
+                &["maximumunauthenticatedconnections"],
+                crate::dir::DEFAULT_MAX_UNAUTHENTICATED,
+            )?,
             sd_connect_timeout: r.time(&["sdconnecttimeout"], Duration::from_secs(1800))?,
             heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,
             comm_compression: r.bool(&["commcompression"], true)?,

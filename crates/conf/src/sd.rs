@@ -14,6 +14,7 @@ use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
 use crate::ListenAddress;
 
 const STORAGE_KNOWN: &[&str] = &[
+    "maximumunauthenticatedconnections",
     "fipsrequire",
     "sdport",
     "sdaddress",
@@ -133,6 +134,9 @@ pub struct Storage {
     pub plugin_directory: Option<PathBuf>,
     /// `Maximum Concurrent Jobs` (20).
     pub max_concurrent_jobs: u32,
+    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
+    /// progress accepted at once from one source address.
+    pub max_unauthenticated: u32,
     /// `Heartbeat Interval` (5 min).
     pub heartbeat_interval: Duration,
     /// `Client Connect Timeout` (30 min; SD Calls Client).
@@ -166,6 +170,10 @@ impl Storage {
             pid_directory: r.path(&["piddirectory"])?,
             plugin_directory: r.path(&["plugindirectory"])?,
             max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
+            max_unauthenticated: r.u32(
+                &["maximumunauthenticatedconnections"],
+                crate::dir::DEFAULT_MAX_UNAUTHENTICATED,
+            )?,
             heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,
             client_connect_timeout: r.time(&["clientconnecttimeout"], Duration::from_secs(1800))?,
             client_connect_wait: r.time(&["clientconnectwait"], Duration::from_secs(1800))?,

@@ -166,3 +166,81 @@ fn console_gets_in_under_hostile_load() {
     );
     let _ = Behaviour::Garbage;
 }
+
+/// `Maximum Unauthenticated Connections` caps logins in progress per source
+/// address: the extra connections are closed at once, the first ones wait
+/// for their login timeout, and other addresses are not affected.
+#[test]
+fn per_address_limit_on_unauthenticated_connections() {
+    if !require_peers("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let conf = d.join("bacula-dir.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n  \
+             Maximum Unauthenticated Connections = 5\n  WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  \
+             Messages = Daemon\n}}\nMessages {{\n  Name = Daemon\n  console = all\n}}\n",
+            w = d.display()
+        ),
+    )
+    .unwrap();
+    let con = d.join("bconsole.conf");
+    std::fs::write(
+        &con,
+        format!("Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n}}\n"),
+    )
+    .unwrap();
+    let daemon = OurDaemon::start_with("dir", &conf, port, d, &["--auth-timeout", "20"]);
+    let mut socks = Vec::new();
+    for _ in 0..10 {
+        let s = socket2_connect_from([127, 0, 0, 9], port);
+        socks.push(s);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed = 0;
+    for s in &mut socks {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 8];
+        if matches!(std::io::Read::read(s, &mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        5,
+        "exactly the connections over the limit are closed\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("Maximum Unauthenticated Connections"),
+        "{}",
+        daemon.log_text()
+    );
+    let ok = probe(&con, &["--command", "version"]);
+    assert_eq!(ok.code, 0, "another address still gets in: {}", ok.stderr);
+}
+
+fn socket2_connect_from(ip: [u8; 4], port: u16) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(SocketAddr::from((ip, 0))).unwrap();
+        s.connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap()
+            .into_std()
+            .unwrap()
+    })
+}
