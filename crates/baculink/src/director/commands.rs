@@ -995,7 +995,7 @@ pub fn current_set(all: &[JobRow], client: &str, fileset: Option<&str>) -> Vec<u
             j.kind == "B"
                 && j.client == client
                 && matches!(j.status.as_str(), "T" | "W")
-                && fileset.map_or(true, |f| j.fileset == f)
+                && (fileset.is_none() || fileset == Some(j.fileset.as_str()))
         })
         .collect();
     let Some(full) = good.iter().rev().find(|j| j.level == "F") else {

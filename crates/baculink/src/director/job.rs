@@ -1162,10 +1162,93 @@ async fn finish(ctx: &Arc<JobCtx>, out: Outcome, start: i64) {
     if let Err(e) = ctx.dir.catalog.call(move |c| c.end_job(id, &row)).await {
         warn!("JobId {id}: cannot store the job's end: {e}");
     }
+    if !restore && matches!(status, 'T' | 'W') {
+        write_bootstrap(ctx, out.level).await;
+    }
     let text = report_text(ctx, &out, start, end, status, &term, files, bytes);
     ctx.deliver(end, MsgType::Term, text).await;
     ctx.dir.jobs.finish(&ctx.live, status, end);
     info!("JobId {id} ended: {term}");
+}
+
+/// `Write Bootstrap = path` of the Job: after a good backup the bootstrap
+/// that restores it is written there (`%c` client, `%n` job name, `%j`
+/// unique job name, `%i` JobId, `%%`), replacing the file after a Full
+/// and appending otherwise, as Bacula does; `|command` pipes it.
+async fn write_bootstrap(ctx: &Arc<JobCtx>, level: char) {
+    let p = &ctx.plan;
+    let Some(spec) = p.job.resource.value("writebootstrap").map(str::to_string) else {
+        return;
+    };
+    let mut path = String::new();
+    let mut chars = spec.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            path.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('c') => path.push_str(&p.client.name),
+            Some('n') => path.push_str(&p.job.name),
+            Some('j') => path.push_str(&ctx.live.unique),
+            Some('i') => path.push_str(&ctx.id().to_string()),
+            Some('%') => path.push('%'),
+            Some(o) => {
+                path.push('%');
+                path.push(o);
+            }
+            None => path.push('%'),
+        }
+    }
+    let id = ctx.id();
+    let storage = p.storage.name.clone();
+    let device = p.storage.devices.first().cloned().unwrap_or_default();
+    let r = ctx
+        .dir
+        .catalog
+        .call(move |c| {
+            let Some(job) = c.job(id)? else {
+                return Ok(Err("job record missing".to_string()));
+            };
+            let parts = c.volume_parts(id)?;
+            let (b, _) = super::restore::build_bootstrap(&job, &parts, None, &storage, &device);
+            let text = b.to_lines().concat();
+            let written = if let Some(cmd) = path.strip_prefix('|') {
+                use std::io::Write;
+                std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .and_then(|mut child| {
+                        if let Some(mut i) = child.stdin.take() {
+                            i.write_all(text.as_bytes())?;
+                        }
+                        child.wait().map(|_| ())
+                    })
+            } else {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .append(level != 'F')
+                    .truncate(level == 'F')
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+            };
+            Ok(written.map_err(|e| format!("\"{path}\": {e}")))
+        })
+        .await;
+    let err = match r {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(e) => e.to_string(),
+    };
+    ctx.msg(
+        MsgType::Error,
+        &format!("Could not write the bootstrap {err}\n"),
+    )
+    .await;
 }
 
 fn term_word(s: Option<char>, canceled: bool) -> String {
