@@ -167,7 +167,7 @@ impl PendingLimiter {
         let n = counts.entry(ip).or_insert(0);
         if *n >= self.per_address {
             let refused = self.refused.fetch_add(1, Ordering::Relaxed);
-            if refused % 1000 == 0 {
+            if refused.is_multiple_of(1000) {
                 warn!(
                     "{ip} already has {} logins in progress (Maximum Unauthenticated Connections); \
                      closing new connections from it ({} refused so far)",
