@@ -295,7 +295,23 @@ impl Director {
             live,
             plan,
         });
-        tokio::spawn(run_job(ctx));
+        // A job task that panics must not stay "running" forever.
+        let task = tokio::spawn(run_job(ctx.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                tracing::error!("JobId {}: job task failed: {e}", ctx.id());
+                let end = now();
+                let row = super::catalog::JobEndRow {
+                    status: 'E',
+                    end_time: end,
+                    termination: "*** Director internal error ***".into(),
+                    ..Default::default()
+                };
+                let id = ctx.id();
+                let _ = ctx.dir.catalog.call(move |c| c.end_job(id, &row)).await;
+                ctx.dir.jobs.finish(&ctx.live, 'E', end);
+            }
+        });
         Ok(id)
     }
 
