@@ -471,6 +471,16 @@ impl MsgType {
     }
 }
 
+/// `Status JobId=.. JobStatus=..` (the SD's job status letter as its code).
+pub fn format_status(job_id: u32, status: u8) -> String {
+    format!("Status JobId={job_id} JobStatus={status}\n")
+}
+
+/// `3010 Job <job> start` (the job name bashed).
+pub fn format_job_start(job: &str) -> String {
+    format!("3010 Job {} start\n", bash_spaces(job))
+}
+
 /// `3099 Job .. end JobStatus=.. JobFiles=.. JobBytes=.. JobErrors=.. ErrMsg=..`:
 /// the SD's end of job.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1111,6 +1121,13 @@ mod tests {
             DirMessage::Status {
                 job_id: 1,
                 status: b'F'
+            }
+        );
+        assert_eq!(format_status(1, b'R'), "Status JobId=1 JobStatus=82\n");
+        assert_eq!(
+            parse(format_job_start("A B.1").as_bytes()).unwrap(),
+            DirMessage::JobStart {
+                job: "A B.1".into()
             }
         );
         assert_eq!(
