@@ -31,7 +31,7 @@ wait_port() {
 }
 
 # our_configs DIR [--certs]: the demo's configs (a director, FD, SD, console).
-our_configs() { "$BACULINK" demo --dir "$@" >/dev/null; }
+our_configs() { "$BACULINK" demo --configs-only --dir "$@" >/dev/null; }
 
 # start_ours KIND CONF: runs one of our daemons in the background.
 start_ours() {

@@ -27,8 +27,7 @@ fn demo_then_daemons_as_processes_all_links_psk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let demo = Command::new(baculink_bin())
-        .arg("demo")
-        .arg("--dir")
+        .args(["demo", "--big-mib", "1", "--dir"])
         .arg(d)
         .output()
         .unwrap();
@@ -41,7 +40,7 @@ fn demo_then_daemons_as_processes_all_links_psk() {
     for link in [
         "console -> director",
         "director -> file daemon",
-        "director -> storage daemon",
+        "director -> storage",
     ] {
         let line = out
             .lines()
