@@ -31,10 +31,12 @@ use super::job::{JobHandle, MsgType, Reporter};
 pub const CHUNK: usize = 64 * 1024;
 /// Packets in flight between the reader thread and the network task.
 const QUEUE: usize = 16;
-/// Whether file data packets may be LZ4-compressed towards the SD when the
-/// link compresses. Off: LZ4 over incompressible data costs CPU for nothing
-/// and loopback/LAN links are not the bottleneck (Bacula's BNET_NOCOMPRESS).
-const COMPRESS_FILE_DATA: bool = false;
+/// Whether file data packets are LZ4-compressed towards the SD when the link
+/// compresses (as Bacula's FD does). Measured on a 1 GiB backup over TLS:
+/// no difference in time or FD CPU for random data (LZ4 skips incompressible
+/// input at several GB/s), and compressible data crosses the network
+/// smaller. `false` would send file data plain (Bacula's BNET_NOCOMPRESS).
+const COMPRESS_FILE_DATA: bool = true;
 
 /// What the walk needs to know.
 #[derive(Clone, Debug)]

@@ -442,12 +442,17 @@ impl FileDaemon {
             },
             Command::SetBandwidth => {
                 let mut sc = Scanner::lenient(cmd);
-                let ok = sc
+                let limit = sc
                     .lit("setbandwidth=")
                     .and_then(|_| sc.int())
-                    .and_then(|_| sc.lit(" Job="))
-                    .is_some();
-                if ok {
+                    .and_then(|n| sc.lit(" Job=").map(|_| n));
+                if let Some(n) = limit {
+                    if n > 0 {
+                        s.report(
+                            job::MsgType::Warning,
+                            &format!("Bandwidth limiting ({n} bytes/s) is not supported by this File daemon; the job runs unlimited."),
+                        );
+                    }
                     sock.send_text("2000 OK Bandwidth\n").await?;
                 } else {
                     sock.send_text(&format!(

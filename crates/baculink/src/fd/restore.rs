@@ -293,6 +293,30 @@ impl RestoreState {
         Ok(())
     }
 
+    /// Refuses a path whose parents below the restore location include a
+    /// symbolic link (the first path of a hard link must not lead outside).
+    fn check_parents(&self, path: &Path) -> Result<(), String> {
+        if self.in_place {
+            return Ok(());
+        }
+        let Some(parent) = path.parent() else {
+            return Ok(());
+        };
+        let rel = parent.strip_prefix(&self.base).unwrap_or(parent);
+        let mut cur = self.base.clone();
+        for c in rel.components() {
+            let Component::Normal(p) = c else { continue };
+            cur.push(p);
+            if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!(
+                    "refusing to link through the symbolic link {}",
+                    cur.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the deferred directory attributes (end of the job).
     pub fn finish_dirs(&mut self) -> Vec<(MsgType, String)> {
         let mut notes = Vec::new();
@@ -688,6 +712,9 @@ fn start_file(
                 Ok(p) => p,
                 Err(e) => return fail(st, e),
             };
+            if let Err(e) = st.check_parents(&first) {
+                return fail(st, e);
+            }
             if let Err(e) = std::fs::hard_link(&first, &path) {
                 return fail(
                     st,
@@ -1036,6 +1063,9 @@ mod tests {
         let mut st = RestoreState::new(&cmd).unwrap();
         let p = st.target(b"/data/evil/x").unwrap();
         assert!(st.make_parents(&p).is_err());
+        assert!(st.check_parents(&p).is_err());
+        let ok = st.target(b"/data/fine").unwrap();
+        assert!(st.check_parents(&ok).is_ok());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -483,6 +483,18 @@ async fn reply_skipping_jmsg(sock: &mut BSock) -> String {
 
 /// A Director's job session up to (and including) `storage`.
 async fn job_setup(port: u16, sd_port: u16, job: &str, key: &str, root: &Path) -> BSock {
+    job_setup_with(port, sd_port, job, key, root, "O M\n").await
+}
+
+/// [`job_setup`] with another Options line.
+async fn job_setup_with(
+    port: u16,
+    sd_port: u16,
+    job: &str,
+    key: &str,
+    root: &Path,
+    options: &str,
+) -> BSock {
     let (mut dir, _) = director(port, "test-dir", "dir-fd-password").await.unwrap();
     dir.send_text(&format!(
         "JobId=7 Job={job} SDid=1 SDtime=2 Authorization={key}\n"
@@ -495,7 +507,7 @@ async fn job_setup(port: u16, sd_port: u16, job: &str, key: &str, root: &Path) -
         .unwrap()
         .starts_with("2000 OK Job"));
     expect(&mut dir, "level = full  mtime_only=0 \n", "2000 OK level\n").await;
-    for l in ["fileset vss=1\n", "I\n", "O M\n", "N\n"] {
+    for l in ["fileset vss=1\n", "I\n", options, "N\n"] {
         dir.send_text(l).await.unwrap();
     }
     dir.send_text(&format!("F {}", root.display()))
@@ -515,10 +527,23 @@ async fn job_setup(port: u16, sd_port: u16, job: &str, key: &str, root: &Path) -
 
 /// The FD's end-of-job line (Jmsg lines skipped), then its TERMINATE.
 async fn end_line(dir: &mut BSock) -> EndJob {
-    let line = reply_skipping_jmsg(dir).await;
+    end_line_and_jmsgs(dir).await.0
+}
+
+/// The FD's end-of-job line and the Jmsg lines before it.
+async fn end_line_and_jmsgs(dir: &mut BSock) -> (EndJob, Vec<String>) {
+    let mut jmsgs = Vec::new();
+    let line = loop {
+        let t = next(dir).await.text().expect("text");
+        if t.starts_with("Jmsg ") {
+            jmsgs.push(t);
+        } else {
+            break t;
+        }
+    };
     let e = EndJob::decode(&line).unwrap_or_else(|_| panic!("{line:?}"));
     assert_eq!(next(dir).await, Packet::Signal(Signal::Terminate));
-    e
+    (e, jmsgs)
 }
 
 /// A fake SD's append session: records every packet of the record stream.
@@ -700,11 +725,24 @@ async fn a_storage_daemon_that_drops_mid_job_fails_the_job() {
         // Gone.
     })
     .await;
-    let mut dir = job_setup(port, sd_port, "D.1", "KEYD", tmp.path()).await;
+    // Unsupported options are reported as warnings once the job runs.
+    let mut dir = job_setup_with(port, sd_port, "D.1", "KEYD", tmp.path(), "O MZ6s\n").await;
     let start = Instant::now();
-    expect(&mut dir, "backup FileIndex=0\n", "2000 OK backup\n").await;
-    let end = end_line(&mut dir).await;
+    dir.send_text("backup FileIndex=0\n").await.unwrap();
+    assert_eq!(next(&mut dir).await.text().unwrap(), "2000 OK backup\n");
+    let (end, jmsgs) = end_line_and_jmsgs(&mut dir).await;
     assert_eq!(end.term_code, JobStatus::FATAL_ERROR);
+    let all = jmsgs.concat();
+    assert!(
+        all.contains("Jmsg JobId=7 type=5 ")
+            && all.contains("test-fd JobId 7: Warning: FileSet: compression"),
+        "{all}"
+    );
+    assert!(all.contains("sparse"), "{all}");
+    assert!(
+        all.contains("type=3 ") && all.contains("Fatal error: Backup failed"),
+        "{all}"
+    );
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",
