@@ -328,6 +328,43 @@ fn backup_and_restore(mode: &str) {
         ctx(&list)
     );
 
+    // Restoring the Full and the Incremental together gives today's tree
+    // (directory attributes are set after every file of both jobs).
+    let where2 = tmp.path().join("restored2");
+    let out = bcon(
+        &h,
+        &[&format!(
+            "restore jobid={bjid},{ijid} where={} all done yes",
+            where2.display()
+        )],
+    );
+    let r2 = queued_job(&out).unwrap_or_else(|| panic!("{}", ctx(&out)));
+    assert_eq!(wait_job(&h, r2), "T", "{}", ctx("two-job restore status"));
+    let diffs = compare(&src, &where2.join(src.strip_prefix("/").unwrap()));
+    assert!(diffs.is_empty(), "{}", ctx(&diffs.join("\n")));
+
+    // Accurate Incremental: the Director sends the catalog's files; a
+    // deleted file goes back as deleted, its directory as changed.
+    fs::remove_file(src.join("a/b/new.txt")).unwrap();
+    let out = bcon(
+        &h,
+        &["run job=BackupData level=Incremental accurate=yes yes"],
+    );
+    let ajid = queued_job(&out).unwrap_or_else(|| panic!("{}", ctx(&out)));
+    assert_eq!(wait_job(&h, ajid), "T", "{}", ctx("accurate status"));
+    let rep = report(&h, ajid);
+    assert_eq!(
+        report_number(&rep, "FD Files Written:"),
+        Some(2),
+        "{}",
+        ctx(&rep)
+    );
+    assert!(
+        fd.log_text().contains("accurate list of "),
+        "{}",
+        ctx("no accurate list")
+    );
+
     assert!(
         started.elapsed() < Duration::from_secs(110),
         "took {:?}",
