@@ -1028,3 +1028,53 @@ async fn estimate_counts_and_lists() {
     );
     assert_eq!(out[3], "2000 OK estimate files=3 bytes=1,234\n");
 }
+
+#[tokio::test]
+async fn a_storage_daemon_that_drops_mid_restore_fails_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fd = daemon();
+    let port = serve(fd.clone()).await;
+    let (sd_port, _sd) = scripted_sd("RD.1", "KEYRD", |mut sd: BSock| async move {
+        next(&mut sd).await;
+        sd.send_text("3000 OK open ticket = 1\n").await.unwrap();
+        next(&mut sd).await;
+        sd.send_text("3000 OK data\n").await.unwrap();
+        let rec = attr_record(1, ft::REG, "/d/f", 0o100644, 10, 1, "");
+        let h = RecHdr {
+            vol_session_id: 1,
+            vol_session_time: 2,
+            file_index: 1,
+            stream: 1,
+            data_len: rec.len() as u32,
+        };
+        sd.send_text(&h.encode()).await.unwrap();
+        sd.send(&Packet::data(&rec)).await.unwrap();
+        // Gone in the middle of the records.
+    })
+    .await;
+    let (mut dir, _) = director(port, "test-dir", "dir-fd-password").await.unwrap();
+    dir.send_text("JobId=9 Job=RD.1 SDid=1 SDtime=2 Authorization=KEYRD\n")
+        .await
+        .unwrap();
+    next(&mut dir).await;
+    expect(
+        &mut dir,
+        &format!("storage address=127.0.0.1 port={sd_port} ssl=0 Authorization=KEYRD\n"),
+        "2000 OK storage\n",
+    )
+    .await;
+    let start = Instant::now();
+    expect(
+        &mut dir,
+        &format!(
+            "restore files=1 replace=a prelinks=0 where={}\n",
+            tmp.path().display()
+        ),
+        "2000 OK restore\n",
+    )
+    .await;
+    let (end, jmsgs) = end_line_and_jmsgs(&mut dir).await;
+    assert_eq!(end.term_code, JobStatus::FATAL_ERROR, "{jmsgs:?}");
+    assert!(jmsgs.concat().contains("Restore failed"), "{jmsgs:?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
