@@ -297,6 +297,10 @@ impl FileDaemon {
         let Some(handle) = s.handle.take() else {
             return;
         };
+        if end == End::ByPeer && s.status == JobStatus::RUNNING {
+            // The Director left (or terminated) before the job finished.
+            s.status = JobStatus::ERROR_TERMINATED;
+        }
         if s.restore.is_some() {
             self.end_restore(dir, s).await;
         }
