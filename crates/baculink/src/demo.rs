@@ -373,10 +373,11 @@ async fn console_round(con_conf: &Path, data: &Path, restore_where: &Path) -> Re
         .lines()
         .find(|l| l.contains("Connected to Storage"))
     {
+        let only = l.split_once(": dialect").map(|x| format!("dialect{}", x.1));
         facts.push(format!(
             "{:<26}: {}",
             "file daemon -> storage",
-            l.split_once(": Connected").map(|x| x.1).unwrap_or(l).trim()
+            only.unwrap_or_else(|| l.trim().to_string())
         ));
     }
 

@@ -125,7 +125,7 @@ fn backup_restore_byte_identical_in_every_mode() {
             .lines()
             .filter(|l| l.contains(" -> ") && l.contains(want))
             .count();
-        assert!(links >= 3, "{mode:?}: every link {want}:\n{text}");
+        assert!(links >= 4, "{mode:?}: every link {want}:\n{text}");
     }
 }
 

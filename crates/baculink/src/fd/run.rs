@@ -236,6 +236,24 @@ impl FileDaemon {
         };
         match r {
             Some(Ok(link)) => {
+                // Like Bacula 13's "Connected to Storage ... with TLS", with
+                // the facts of the link: the data crosses the network here.
+                let est = &link.peer.established;
+                let mut how = format!(
+                    "dialect {}, {}",
+                    est.peer_dialect,
+                    crate::daemon::mode_words(est.mode)
+                );
+                if let Some(f) = link.peer.tls.as_ref() {
+                    how.push_str(&format!(", {} {}", f.version, f.cipher));
+                    if let Some(sub) = &f.peer_subject {
+                        how.push_str(&format!(", peer certificate \"{sub}\""));
+                    }
+                }
+                s.report(
+                    MsgType::Info,
+                    &format!("Connected to Storage daemon at {host}:{port}: {how}"),
+                );
                 s.sd = Some(link);
                 dir.send_text("2000 OK storage\n").await?;
                 Ok(End::Continue)
