@@ -379,3 +379,35 @@ impl RecordingProxy {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Writes a minimal `bacula-dir.conf` (one Director listening on loopback
+/// `port`, password `pw`) and a matching `bconsole.conf` into `d`.
+/// `dir_extra` and `console_extra` are directive lines added inside the
+/// Director resource of each. Returns (bacula-dir.conf, bconsole.conf).
+pub fn director_configs(
+    d: &Path,
+    port: u16,
+    dir_extra: &str,
+    console_extra: &str,
+) -> (PathBuf, PathBuf) {
+    let conf = d.join("bacula-dir.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n  \
+             WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  Messages = Daemon\n{dir_extra}}}\n\
+             Messages {{\n  Name = Daemon\n  console = all\n}}\n",
+            w = d.display()
+        ),
+    )
+    .expect("write bacula-dir.conf");
+    let con = d.join("bconsole.conf");
+    std::fs::write(
+        &con,
+        format!(
+            "Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n{console_extra}}}\n"
+        ),
+    )
+    .expect("write bconsole.conf");
+    (conf, con)
+}

@@ -16,24 +16,7 @@ use baculink_proto::frame::{self, Decoder, Packet, Signal};
 use baculink_proto::Secret;
 
 fn write_configs(d: &Path, port: u16, tls: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let conf = d.join("bacula-dir.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n  \
-             WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  Messages = Daemon\n{tls}}}\n\
-             Messages {{\n  Name = Daemon\n  console = all\n}}\n",
-            w = d.display()
-        ),
-    )
-    .unwrap();
-    let con = d.join("bconsole.conf");
-    std::fs::write(
-        &con,
-        format!("Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n{tls}}}\n"),
-    )
-    .unwrap();
-    (conf, con)
+    baculink_interop::director_configs(d, port, tls, tls)
 }
 
 fn send(tcp: &mut TcpStream, p: &Packet) {

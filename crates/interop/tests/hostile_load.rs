@@ -31,23 +31,7 @@ fn console_gets_in_under_hostile_load() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    let conf = d.join("bacula-dir.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n  \
-             WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  Messages = Daemon\n}}\n\
-             Messages {{\n  Name = Daemon\n  console = all\n}}\n",
-            w = d.display()
-        ),
-    )
-    .unwrap();
-    let con = d.join("bconsole.conf");
-    std::fs::write(
-        &con,
-        format!("Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n}}\n"),
-    )
-    .unwrap();
+    let (conf, con) = baculink_interop::director_configs(d, port, "", "");
     let daemon = OurDaemon::start_with("dir", &conf, port, d, &["--auth-timeout", "8"]);
     let pid = daemon.pid();
     std::thread::sleep(Duration::from_millis(300));
@@ -72,7 +56,7 @@ fn console_gets_in_under_hostile_load() {
                         tlspsk: None,
                     },
                     local: Local {
-                        key: Secret::from_password("wrong"),
+                        key: Secret::from_password("wrong-pw"),
                         needs: Needs::new(Need::None, Need::Ok),
                         authenticate: false,
                         dialect: Dialect::V13,
@@ -178,23 +162,13 @@ fn per_address_limit_on_unauthenticated_connections() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    let conf = d.join("bacula-dir.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n  \
-             Maximum Unauthenticated Connections = 5\n  WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  \
-             Messages = Daemon\n}}\nMessages {{\n  Name = Daemon\n  console = all\n}}\n",
-            w = d.display()
-        ),
-    )
-    .unwrap();
-    let con = d.join("bconsole.conf");
-    std::fs::write(
-        &con,
-        format!("Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"right\"\n}}\n"),
-    )
-    .unwrap();
+    let (conf, con) = baculink_interop::director_configs(
+        d,
+        port,
+        "  Maximum Unauthenticated Connections = 5
+",
+        "",
+    );
     let daemon = OurDaemon::start_with("dir", &conf, port, d, &["--auth-timeout", "20"]);
     let mut socks = Vec::new();
     for _ in 0..10 {

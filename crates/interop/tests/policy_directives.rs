@@ -11,23 +11,7 @@ fn director_with(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    let conf = d.join("bacula-dir.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Director {{\n  Name = bacula-dir\n  DIRAddress = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n  \
-             WorkingDirectory = \"{w}\"\n  PidDirectory = \"{w}\"\n  Messages = Daemon\n{dir_tls}}}\n\
-             Messages {{\n  Name = Daemon\n  console = all\n}}\n",
-            w = d.display()
-        ),
-    )
-    .unwrap();
-    let con = d.join("bconsole.conf");
-    std::fs::write(
-        &con,
-        format!("Director {{\n  Name = bacula-dir\n  Address = 127.0.0.1\n  DIRport = {port}\n  Password = \"pw\"\n{console_tls}}}\n"),
-    )
-    .unwrap();
+    let (conf, con) = baculink_interop::director_configs(d, port, dir_tls, console_tls);
     let daemon = OurDaemon::start("dir", &conf, port, d);
     (dir, daemon, con)
 }
