@@ -4,7 +4,9 @@
 #  (b) our Director + FD + SD in TLS-PSK mode, (c) certificate TLS, (d) clear;
 # datasets: one 1 GiB random file ("big") and 10,000 files of 4 KiB ("small").
 # Prints MB/s and files/s, the ratios ours/Bacula and TLS/clear, and the peak
-# RSS of our FD and SD. Not a test. Env: RUNS [1], BIG_MB [1024], SMALL_FILES [10000].
+# RSS of our FD and SD. Not a test. Env: RUNS [1], BIG_MB [1024], SMALL_FILES [10000],
+# VOLUME_ROOT [unset]: put every volume (Bacula's and ours) under this folder,
+# e.g. a tmpfs, to take the disk out of the measurement.
 . "$(dirname "$0")/common.sh"
 [ $# -ge 1 ] && { SCRATCH_DATA=$1; mkdir -p "$SCRATCH_DATA"; } || SCRATCH_DATA=$SCRATCH
 RUNS=${RUNS:-1}
@@ -12,7 +14,7 @@ export BIG_MB=${BIG_MB:-1024} SMALL_FILES=${SMALL_FILES:-10000} SMALL_SIZE=4096
 
 # (a) real Bacula: the harness's own benchmark writes the data sets too.
 echo "bench: real Bacula 9.6 (tls)..." >&2
-MODES=tls RUNS=$RUNS WARMUP=0 LOGIN_RUNS=0 DATASETS="big small" VOLUME_MAX_JOBS=1 \
+KEEP=1 VOLUME_ROOT=${VOLUME_ROOT:+$VOLUME_ROOT/bacula} MODES=tls RUNS=$RUNS WARMUP=0 LOGIN_RUNS=0 DATASETS="big small" VOLUME_MAX_JOBS=1 \
   bash "$INTEROP/bench-baseline.sh" "$SCRATCH_DATA/bacula" "$SCRATCH_DATA/bacula.md" >&2
 bacula_mbs() { awk -F'|' -v d="$1" '$2 ~ /tls/ && $3 ~ d {gsub(/ /, "", $5); print $5}' "$SCRATCH_DATA/bacula.md"; }
 bacula_wall() { awk -F'|' -v d="$1" '$2 ~ /tls/ && $3 ~ d {gsub(/ /, "", $4); print $4}' "$SCRATCH_DATA/bacula.md"; }
@@ -25,6 +27,11 @@ for mode in psk certs clear; do
     d="$SCRATCH/ours-$mode-$ds"; mkdir -p "$d"
     flag=(); [ $mode = certs ] && flag=(--certs); [ $mode = clear ] && flag=(--clear)
     "$BACULINK" demo --configs-only --dir "$d" --data "$SCRATCH_DATA/bacula/data-$ds" "${flag[@]}" >/dev/null
+    vols="$d/volumes"
+    if [ -n "${VOLUME_ROOT:-}" ]; then
+      vols="$VOLUME_ROOT/ours-$mode-$ds"; mkdir -p "$vols"
+      sed -i "s|Archive Device = \".*\"|Archive Device = \"$vols\"|" "$d/bacula-sd.conf"
+    fi
     start_ours sd "$d/bacula-sd.conf"; sdp=$LAST_PID
     start_ours fd "$d/bacula-fd.conf"; fdp=$LAST_PID
     start_ours dir "$d/bacula-dir.conf"; dirp=$LAST_PID
@@ -33,7 +40,7 @@ for mode in psk certs clear; do
     wait_port "$(port_of "$d/bacula-dir.conf" DIRport)"
     best=""
     for run in $(seq "$RUNS"); do
-      rm -f "$d"/volumes/Vol-*; sync
+      rm -f "$vols"/Vol-*; sync
       find "$SCRATCH_DATA/bacula/data-$ds" -type f -exec cat {} + >/dev/null
       t0=$(date +%s%N)
       out=$(printf 'run job=BackupData yes\nwait\nmessages\nquit\n' | "$BACULINK" console -n -c "$d/bconsole.conf")
@@ -50,7 +57,7 @@ for mode in psk certs clear; do
     FDRSS[$mode-$ds]=$(( $(peak_kib "$fdp") / 1024 ))
     SDRSS[$mode-$ds]=$(( $(peak_kib "$sdp") / 1024 ))
     kill "$dirp" "$fdp" "$sdp"; wait "$dirp" "$fdp" "$sdp" 2>/dev/null || true
-    rm -rf "$d/volumes"
+    rm -rf "$vols"
   done
 done
 

@@ -768,10 +768,14 @@ async fn show_progress<W: Wire, O: Write>(
     mode: ProgressMode,
     job: Option<u32>,
 ) -> Result<bool, ConsoleError> {
-    let cmd = match job {
+    // The first query answers at once; later ones wait on the Director
+    // (`wait=`) until the job ends or a poll period passes.
+    let quick = match job {
         Some(id) => format!(".jobprogress jobid={id}"),
         None => ".jobprogress".to_string(),
     };
+    let waiting = format!("{quick} wait={}", POLL.as_millis());
+    let mut cmd = quick.clone();
     let mut bars: std::collections::BTreeMap<u32, indicatif::ProgressBar> = Default::default();
     let mut last_line = std::time::Instant::now() - LINE_EVERY;
     let mut last_text = String::new();
@@ -824,8 +828,12 @@ async fn show_progress<W: Wire, O: Write>(
         if running.is_empty() {
             break true;
         }
+        if cmd == quick {
+            cmd = waiting.clone();
+            continue;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = breaks.next() => break false,
         }
     };
@@ -1043,7 +1051,7 @@ mod tests {
             vec![
                 d("run job=B yes"),
                 d(".jobprogress jobid=1"),
-                d(".jobprogress jobid=1"),
+                d(".jobprogress jobid=1 wait=1000"),
                 d("wait jobid=1"),
                 sig(Signal::Terminate)
             ]

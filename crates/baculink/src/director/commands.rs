@@ -848,6 +848,27 @@ impl Director {
     /// between) with status, files, bytes and rate, for progress displays.
     pub(super) async fn cmd_jobprogress(&self, sock: &mut BSock, cmd: &str) -> Reply {
         let args = Args::parse(cmd);
+        // `wait=MS`: answer when the job(s) finish or after MS, so a
+        // progress display learns of the end at once instead of polling.
+        if let Some(ms) = args.get("wait").and_then(|v| v.parse::<u64>().ok()) {
+            let limit = Duration::from_millis(ms.min(60_000));
+            let job = args.get("jobid").and_then(|v| v.parse::<u32>().ok());
+            let done = async {
+                match job {
+                    Some(id) => {
+                        if let Some(j) = self.jobs.get(id) {
+                            j.finished().await;
+                        }
+                    }
+                    None => {
+                        for j in self.jobs.running() {
+                            j.finished().await;
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(limit, done).await;
+        }
         let mut out = String::new();
         match args.get("jobid").and_then(|v| v.parse::<u32>().ok()) {
             Some(id) => match self.jobs.get(id) {
