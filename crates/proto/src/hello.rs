@@ -341,7 +341,17 @@ fn scan<'a>(text: &'a str, strict: bool, format: &str) -> Option<Vec<Field<'a>>>
         if let Some(r) = rest.strip_prefix("%s") {
             // The lenient scanner would take an empty name at the end of the
             // line; no resource has one, so refuse it here already.
-            let word = s.word(NAME_MAX).filter(|w| !w.is_empty())?;
+            // Names are at most 127 bytes of printable text (bashed spaces
+            // are 0x01). A longer token is refused rather than cut: a cut
+            // name would parse the rest of the token as the next field.
+            let word = s
+                .word(usize::MAX)
+                .filter(|w| !w.is_empty() && w.len() <= NAME_MAX)
+                .filter(|w| {
+                    !w.chars().any(|c| {
+                        c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\u{1}')
+                    })
+                })?;
             fields.push(Field::Str(word));
             rest = r;
         } else if let Some(r) = rest.strip_prefix("%d") {
