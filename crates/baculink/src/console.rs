@@ -76,6 +76,10 @@ pub enum ConsoleError {
 /// class's code when the login fails, 1 for anything else.
 pub async fn main(args: ConsoleArgs) -> ExitCode {
     let interactive = std::io::stdin().is_terminal() && !args.no_conio;
+    if let Err(e) = crate::login::require_fips(&args.config) {
+        eprintln!("baculink console: {e}");
+        return ExitCode::from(1);
+    }
     let (conf, warnings) = match ConsoleConfig::load(&args.config) {
         Ok(x) => x,
         Err(e) => {

@@ -17,6 +17,22 @@ fn fips_require_without_provider_refuses_to_start() {
         ("fd", format!("FileDaemon {{\n  Name = f\n  WorkingDirectory = \"{w}\"\n  Pid Directory = \"{w}\"\n  FIPS Require = yes\n}}\nDirector {{\n  Name = d\n  Password = \"x\"\n}}\n")),
         ("sd", format!("Storage {{\n  Name = s\n  WorkingDirectory = \"{w}\"\n  Pid Directory = \"{w}\"\n  FIPS Require = yes\n}}\nDirector {{\n  Name = d\n  Password = \"x\"\n}}\nDevice {{\n  Name = D\n  Media Type = File\n  Archive Device = \"{w}\"\n}}\n")),
     ];
+    // The console too, from a bconsole.conf.
+    let con = dir.path().join("bconsole.conf");
+    std::fs::write(&con, "Director {\n  Name = d\n  Address = 127.0.0.1\n  Password = \"x\"\n  FIPS Require = yes\n}\n").unwrap();
+    let out = std::process::Command::new(baculink_bin())
+        .args(["console", "-n", "-c"])
+        .arg(&con)
+        .output()
+        .unwrap();
+    if !provider_present {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "console: {err}");
+        assert!(
+            err.contains("FIPS provider is not available"),
+            "console: {err}"
+        );
+    }
     for (kind, text) in configs {
         let path = dir.path().join(format!("{kind}.conf"));
         std::fs::write(&path, text).unwrap();
