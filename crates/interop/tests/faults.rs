@@ -92,9 +92,73 @@ fn peer_hangs_up_at_every_login_step() {
     let port = free_port();
     let (conf, _) = write_configs(dir.path(), port, "  TLS PSK Enable = no\n");
     let daemon = OurDaemon::start_with("dir", &conf, port, dir.path(), &["--auth-timeout", "5"]);
+    hang_up_at_every_step(
+        &daemon,
+        port,
+        "Hello *UserAgent* calling 100\n",
+        &Secret::from_password("pw"),
+    );
+}
+
+/// The same against our File daemon and Storage daemon (a 9.6-style
+/// Director in clear text), from the main job's configs.
+#[test]
+fn fd_and_sd_survive_hang_ups_at_every_login_step() {
+    if !require_peers("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = std::process::Command::new(baculink_bin())
+        .args([
+            "demo",
+            "--configs-only",
+            "--clear",
+            "--big-mib",
+            "0",
+            "--dir",
+        ])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port_of = |conf: &Path, key: &str| -> u16 {
+        std::fs::read_to_string(conf)
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().parse().ok())?
+            })
+            .unwrap()
+    };
+    let (fc, sc) = (d.join("bacula-fd.conf"), d.join("bacula-sd.conf"));
+    let (fp, sp) = (port_of(&fc, "FDport"), port_of(&sc, "SDPort"));
+    let fd = OurDaemon::start_with("fd", &fc, fp, d, &["--auth-timeout", "5"]);
+    hang_up_at_every_step(
+        &fd,
+        fp,
+        "Hello Director demo-dir calling 103\n",
+        &Secret::from_password("fd-secret"),
+    );
+    let sd = OurDaemon::start_with("sd", &sc, sp, d, &["--auth-timeout", "5"]);
+    hang_up_at_every_step(
+        &sd,
+        sp,
+        "Hello SD: Bacula Director demo-dir calling 103\n",
+        &Secret::from_password("sd-secret"),
+    );
+}
+
+/// Runs a clear-text 9.6-style login cut after each of its packets, with a
+/// FIN and with an RST; after each, the daemon's descriptors return to idle.
+fn hang_up_at_every_step(daemon: &OurDaemon, port: u16, hello: &str, key: &Secret) {
     std::thread::sleep(Duration::from_millis(200));
     let idle = fd_count(daemon.pid());
-    let key = Secret::from_password("pw");
     for reset in [false, true] {
         for step in 0..=4 {
             let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -110,18 +174,23 @@ fn peer_hangs_up_at_every_login_step() {
                 true
             };
             'script: {
-                if !go(&mut tcp, Packet::data("Hello *UserAgent* calling 100\n")) {
+                if !go(&mut tcp, Packet::data(hello)) {
                     break 'script;
                 }
                 let Some(ch) = recv(&mut tcp, &mut dec) else {
                     break 'script;
                 };
-                let ch = cram::parse_challenge(ch.payload().unwrap_or_default()).unwrap();
-                if !go(&mut tcp, Packet::data(cram::response(&key, &ch))) {
+                let Ok(ch) = cram::parse_challenge(ch.payload().unwrap_or_default()) else {
+                    panic!(
+                        "no challenge after {hello:?}: {ch:?}\n{}",
+                        daemon.log_text()
+                    );
+                };
+                if !go(&mut tcp, Packet::data(cram::response(key, &ch))) {
                     break 'script;
                 }
                 let _ok = recv(&mut tcp, &mut dec);
-                let token = cram::token(7, 8, "bconsole");
+                let token = cram::token(7, 8, "fault-peer");
                 if !go(
                     &mut tcp,
                     Packet::data(cram::challenge_line(
@@ -141,7 +210,7 @@ fn peer_hangs_up_at_every_login_step() {
             let n = settles(daemon.pid(), idle, Duration::from_secs(15));
             assert!(
                 n <= idle,
-                "step {step} (reset {reset}): {n} descriptors, idle {idle}\n{}",
+                "{hello:?} step {step} (reset {reset}): {n} descriptors, idle {idle}\n{}",
                 daemon.log_text()
             );
         }
