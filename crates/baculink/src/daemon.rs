@@ -53,9 +53,15 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
         .auth_timeout
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_AUTH_TIMEOUT);
-    if let Err(e) = login::require_fips(&flags.config) {
-        eprintln!("baculink {}: {e}", D::KIND);
-        return ExitCode::from(1);
+    // The generic view of the config: FIPS before any TLS context is built,
+    // and the per-address login cap. A config that does not load is
+    // reported by D::load with file:line.
+    let generic = baculink_conf::load_any(&flags.config).ok().map(|(c, _)| c);
+    if let Some(conf) = &generic {
+        if let Err(e) = login::require_fips_for(conf, &flags.config) {
+            eprintln!("baculink {}: {e}", D::KIND);
+            return ExitCode::from(1);
+        }
     }
     let daemon = match D::load(&flags.config, timeout) {
         Ok(d) => Arc::new(d),
@@ -91,7 +97,7 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
             }
         }
     });
-    let limiter = Arc::new(PendingLimiter::new(max_unauthenticated(&flags.config)));
+    let limiter = Arc::new(PendingLimiter::new(max_unauthenticated(generic.as_ref())));
     let mut tasks = Vec::new();
     for l in listeners {
         let d = daemon.clone();
@@ -119,12 +125,12 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
 }
 
 /// `Maximum Unauthenticated Connections` of the daemon's own resource.
-fn max_unauthenticated(path: &Path) -> usize {
+fn max_unauthenticated(conf: Option<&baculink_conf::AnyConfig>) -> usize {
     use baculink_conf::AnyConfig;
-    let n = match baculink_conf::load_any(path) {
-        Ok((AnyConfig::Director(c), _)) => c.director.max_unauthenticated,
-        Ok((AnyConfig::FileDaemon(c), _)) => c.file_daemon.max_unauthenticated,
-        Ok((AnyConfig::Storage(c), _)) => c.storage.max_unauthenticated,
+    let n = match conf {
+        Some(AnyConfig::Director(c)) => c.director.max_unauthenticated,
+        Some(AnyConfig::FileDaemon(c)) => c.file_daemon.max_unauthenticated,
+        Some(AnyConfig::Storage(c)) => c.storage.max_unauthenticated,
         _ => baculink_conf::dir::DEFAULT_MAX_UNAUTHENTICATED,
     };
     n.max(1) as usize
@@ -407,13 +413,20 @@ pub fn describe_link(l: &Link) -> String {
     };
     let mut s = format!("{dir} {}: dialect {}, {mode}", l.label, l.dialect);
     if let Some(f) = &l.facts {
-        s.push_str(&format!(", {} {}", f.version, f.cipher));
-        if let Some(sub) = &f.peer_subject {
-            s.push_str(&format!(", peer certificate \"{sub}\""));
-        }
+        s.push_str(&tls_words(f));
         if let Some(d) = f.peer_days_left {
             s.push_str(&format!(", expires in {d} days"));
         }
+    }
+    s
+}
+
+/// `, TLSv1.3 TLS_AES_128_GCM_SHA256[, peer certificate "SUBJECT"]`: the
+/// facts of a TLS session as every status line and job message shows them.
+pub fn tls_words(f: &SessionFacts) -> String {
+    let mut s = format!(", {} {}", f.version, f.cipher);
+    if let Some(sub) = &f.peer_subject {
+        s.push_str(&format!(", peer certificate \"{sub}\""));
     }
     s
 }

@@ -523,10 +523,7 @@ fn summary(
 ) -> String {
     let mut s = daemon::mode_words(mode).to_string();
     if let Some(f) = f {
-        s.push_str(&format!(", {} {}", f.version, f.cipher));
-        if let Some(sub) = &f.peer_subject {
-            s.push_str(&format!(", peer certificate \"{sub}\""));
-        }
+        s.push_str(&daemon::tls_words(f));
     }
     s
 }

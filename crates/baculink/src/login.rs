@@ -159,9 +159,17 @@ impl FailureClass {
 /// built: loads OpenSSL's FIPS provider or fails with the reason. A config
 /// that does not parse is left to the caller's own loading, which reports it.
 pub fn require_fips(path: &std::path::Path) -> Result<(), String> {
-    let Ok((conf, _)) = baculink_conf::load_any(path) else {
-        return Ok(());
-    };
+    match baculink_conf::load_any(path) {
+        Ok((conf, _)) => require_fips_for(&conf, path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`require_fips`] for a config already loaded from `path`.
+pub fn require_fips_for(
+    conf: &baculink_conf::AnyConfig,
+    path: &std::path::Path,
+) -> Result<(), String> {
     baculink_tls::fips::require_for(&conf.tls_resources())
         .map(|on| {
             if on {

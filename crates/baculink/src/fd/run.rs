@@ -245,10 +245,7 @@ impl FileDaemon {
                     crate::daemon::mode_words(est.mode)
                 );
                 if let Some(f) = link.peer.tls.as_ref() {
-                    how.push_str(&format!(", {} {}", f.version, f.cipher));
-                    if let Some(sub) = &f.peer_subject {
-                        how.push_str(&format!(", peer certificate \"{sub}\""));
-                    }
+                    how.push_str(&crate::daemon::tls_words(f));
                 }
                 s.report(
                     MsgType::Info,
