@@ -411,3 +411,35 @@ pub fn director_configs(
     .expect("write bconsole.conf");
     (conf, con)
 }
+
+/// The number in the first `Key = N` directive of a config file (e.g. the
+/// `DIRport` of a generated bacula-dir.conf).
+pub fn config_port(conf: &Path, key: &str) -> u16 {
+    std::fs::read_to_string(conf)
+        .unwrap_or_else(|e| panic!("{}: {e}", conf.display()))
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {key} in {}", conf.display()))
+}
+
+/// Runs `baculink console -n -c CONF` with `cmds` on its standard input.
+pub fn our_console(conf: &Path, cmds: &str) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(baculink_bin())
+        .args(["console", "-n", "-c"])
+        .arg(conf)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start baculink console");
+    c.stdin
+        .take()
+        .expect("console stdin")
+        .write_all(cmds.as_bytes())
+        .expect("write console commands");
+    c.wait_with_output().expect("wait for baculink console")
+}

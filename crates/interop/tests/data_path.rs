@@ -1,37 +1,18 @@
 //! Backup and restore through our Director, File daemon and Storage daemon,
 //! each its own process reading the config files the main job writes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use baculink_interop::{baculink_bin, contains_bytes, require_peers, OurDaemon, RecordingProxy};
+use baculink_interop::{
+    baculink_bin, config_port, contains_bytes, our_console, require_peers, OurDaemon,
+    RecordingProxy,
+};
 
-/// The first `Key = N` value in a config file.
-fn port(conf: &Path, key: &str) -> u16 {
-    std::fs::read_to_string(conf)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {key} in {}", conf.display()))
-}
-
-/// Runs our console with these commands; returns its output.
+/// Runs our console with these commands; stdout and stderr together.
 fn console(conf: &Path, cmds: &str) -> String {
-    let mut c = Command::new(baculink_bin())
-        .args(["console", "-n", "-c"])
-        .arg(conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(cmds.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
+    let out = our_console(conf, cmds);
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -76,9 +57,9 @@ fn start(d: &Path) -> Trio {
         d.join("bacula-fd.conf"),
         d.join("bacula-sd.conf"),
     );
-    let sd = OurDaemon::start("sd", &sc, port(&sc, "SDPort"), d);
-    let fd = OurDaemon::start("fd", &fc, port(&fc, "FDport"), d);
-    let dir = OurDaemon::start("dir", &dc, port(&dc, "DIRport"), d);
+    let sd = OurDaemon::start("sd", &sc, config_port(&sc, "SDPort"), d);
+    let fd = OurDaemon::start("fd", &fc, config_port(&fc, "FDport"), d);
+    let dir = OurDaemon::start("dir", &dc, config_port(&dc, "DIRport"), d);
     Trio { dir, fd, sd }
 }
 
@@ -142,10 +123,10 @@ fn volume_in_clear_network_encrypted() {
     let d = configs(tmp.path(), &[], "1");
     let marker = b"baculink demo data: backed up over TLS, stored in clear.";
     let sd_conf = d.join("bacula-sd.conf");
-    let proxy = RecordingProxy::start(port(&sd_conf, "SDPort"));
+    let proxy = RecordingProxy::start(config_port(&sd_conf, "SDPort"));
     let dir_conf = d.join("bacula-dir.conf");
     let text = std::fs::read_to_string(&dir_conf).unwrap();
-    let sd_port = port(&sd_conf, "SDPort");
+    let sd_port = config_port(&sd_conf, "SDPort");
     std::fs::write(
         &dir_conf,
         text.replace(
@@ -232,7 +213,7 @@ fn fd_killed_mid_backup_then_next_job_ok() {
     );
     // A new FD from the same config; the next job is fine.
     let fc = d.join("bacula-fd.conf");
-    trio.fd = OurDaemon::start("fd", &fc, port(&fc, "FDport"), &d);
+    trio.fd = OurDaemon::start("fd", &fc, config_port(&fc, "FDport"), &d);
     std::fs::remove_file(d.join("data/big.bin")).unwrap();
     let out = console(&con, "run job=BackupData yes\nwait\nmessages\nquit\n");
     assert!(

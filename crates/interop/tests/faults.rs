@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baculink_interop::hostile::fd_count;
-use baculink_interop::{baculink_bin, free_port, require_peers, OurDaemon};
+use baculink_interop::{baculink_bin, config_port, free_port, require_peers, OurDaemon};
 use baculink_net::BSock;
 use baculink_proto::cram;
 use baculink_proto::frame::{self, Decoder, Packet, Signal};
@@ -126,18 +126,8 @@ fn fd_and_sd_survive_hang_ups_at_every_login_step() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port_of = |conf: &Path, key: &str| -> u16 {
-        std::fs::read_to_string(conf)
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().parse().ok())?
-            })
-            .unwrap()
-    };
     let (fc, sc) = (d.join("bacula-fd.conf"), d.join("bacula-sd.conf"));
-    let (fp, sp) = (port_of(&fc, "FDport"), port_of(&sc, "SDPort"));
+    let (fp, sp) = (config_port(&fc, "FDport"), config_port(&sc, "SDPort"));
     let fd = OurDaemon::start_with("fd", &fc, fp, d, &["--auth-timeout", "5"]);
     hang_up_at_every_step(
         &fd,

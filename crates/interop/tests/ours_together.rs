@@ -2,22 +2,9 @@
 //! every link is TLS 1.3 PSK, and `status` shows it. The configs are the
 //! ones the README's main job (`baculink demo`) writes.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use baculink_interop::{baculink_bin, require_peers, OurDaemon};
-
-/// The value of the first `Key = N` directive in a config file.
-fn port(conf: &Path, key: &str) -> u16 {
-    let text = std::fs::read_to_string(conf).unwrap();
-    text.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {key} in {}", conf.display()))
-}
+use baculink_interop::{baculink_bin, config_port, our_console, require_peers, OurDaemon};
 
 #[test]
 fn demo_then_daemons_as_processes_all_links_psk() {
@@ -51,26 +38,15 @@ fn demo_then_daemons_as_processes_all_links_psk() {
 
     // Now the same configs, each daemon its own process, and our console.
     let dir_conf = d.join("bacula-dir.conf");
-    let _dir = OurDaemon::start("dir", &dir_conf, port(&dir_conf, "DIRport"), d);
+    let _dir = OurDaemon::start("dir", &dir_conf, config_port(&dir_conf, "DIRport"), d);
     let fd_conf = d.join("bacula-fd.conf");
-    let _fd = OurDaemon::start("fd", &fd_conf, port(&fd_conf, "FDport"), d);
+    let _fd = OurDaemon::start("fd", &fd_conf, config_port(&fd_conf, "FDport"), d);
     let sd_conf = d.join("bacula-sd.conf");
-    let _sd = OurDaemon::start("sd", &sd_conf, port(&sd_conf, "SDPort"), d);
-    let mut console = Command::new(baculink_bin())
-        .args(["console", "-n", "-c"])
-        .arg(d.join("bconsole.conf"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    console
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"status dir\nstatus client=demo-fd\nstatus storage=File1\nquit\n")
-        .unwrap();
-    let res = console.wait_with_output().unwrap();
+    let _sd = OurDaemon::start("sd", &sd_conf, config_port(&sd_conf, "SDPort"), d);
+    let res = our_console(
+        &d.join("bconsole.conf"),
+        "status dir\nstatus client=demo-fd\nstatus storage=File1\nquit\n",
+    );
     let text = String::from_utf8_lossy(&res.stdout);
     assert!(
         res.status.success(),
