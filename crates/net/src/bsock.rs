@@ -21,6 +21,7 @@ pub struct BSock {
     peer: String,
     peer_addr: Option<SocketAddr>,
     compress: bool,
+    last_compressed: bool,
     facts: Option<SessionFacts>,
     terminated: bool,
 }
@@ -37,6 +38,7 @@ impl BSock {
             peer: crate::error::describe(peer_addr),
             peer_addr,
             compress: false,
+            last_compressed: false,
             facts: None,
             terminated: false,
         }
@@ -60,6 +62,12 @@ impl BSock {
     /// Turns LZ4 comm-line compression of what we send on or off.
     pub fn set_compression(&mut self, on: bool) {
         self.compress = on;
+    }
+
+    /// Whether the last packet sent went out LZ4-compressed (a sender can
+    /// stop trying on data that does not compress).
+    pub fn last_send_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// TLS facts of the session (None in clear text).
@@ -149,10 +157,11 @@ impl BSock {
     /// Sends one packet in a single write (one TLS record for the header).
     pub async fn send(&mut self, packet: &Packet) -> Result<(), NetError> {
         self.wbuf.clear();
-        frame::encode(packet, self.compress, &mut self.wbuf).map_err(|e| NetError::Frame {
-            peer: self.peer.clone(),
-            source: e,
-        })?;
+        self.last_compressed =
+            frame::encode(packet, self.compress, &mut self.wbuf).map_err(|e| NetError::Frame {
+                peer: self.peer.clone(),
+                source: e,
+            })?;
         let r = self.stream.write_all(&self.wbuf).await;
         if self.wbuf.capacity() > 1 << 20 {
             self.wbuf = BytesMut::with_capacity(8 * 1024);

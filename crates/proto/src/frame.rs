@@ -336,7 +336,8 @@ pub fn encode_signal(signal: Signal, out: &mut BytesMut) {
 
 /// Appends the wire form of a data packet; with `compress`, uses an LZ4 block
 /// when that saves at least 10 bytes on a payload over 20 bytes (Bacula's rule).
-pub fn encode_data(payload: &[u8], compress: bool, out: &mut BytesMut) -> Result<(), FrameError> {
+/// Returns whether the packet went out compressed.
+pub fn encode_data(payload: &[u8], compress: bool, out: &mut BytesMut) -> Result<bool, FrameError> {
     if payload.len() > MAX_SEND_PAYLOAD {
         return Err(FrameError::SendTooBig(payload.len()));
     }
@@ -346,7 +347,7 @@ pub fn encode_data(payload: &[u8], compress: bool, out: &mut BytesMut) -> Result
             out.reserve(4 + block.len());
             out.put_u32(block.len() as u32 | BIT_COMPRESSED);
             out.extend_from_slice(&block);
-            return Ok(());
+            return Ok(true);
         }
     }
     if payload.len() > MAX_RECV_PAYLOAD {
@@ -356,16 +357,16 @@ pub fn encode_data(payload: &[u8], compress: bool, out: &mut BytesMut) -> Result
     out.reserve(4 + payload.len());
     out.put_u32(payload.len() as u32);
     out.extend_from_slice(payload);
-    Ok(())
+    Ok(false)
 }
 
-/// Appends the wire form of any packet.
-pub fn encode(packet: &Packet, compress: bool, out: &mut BytesMut) -> Result<(), FrameError> {
+/// Appends the wire form of any packet; returns whether it was compressed.
+pub fn encode(packet: &Packet, compress: bool, out: &mut BytesMut) -> Result<bool, FrameError> {
     match packet {
         Packet::Data(p) => encode_data(p, compress, out),
         Packet::Signal(s) => {
             encode_signal(*s, out);
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -453,6 +454,38 @@ mod tests {
         assert_eq!(short.len(), 4 + 10, "20 bytes or less stay clear");
         let mut buf = BytesMut::from(&w[..]);
         assert_eq!(decode(&mut buf).unwrap(), Some(Packet::data(&text)));
+    }
+
+    #[test]
+    fn encode_tells_whether_it_compressed() {
+        let mut out = BytesMut::new();
+        assert_eq!(
+            encode_data("a".repeat(200).as_bytes(), true, &mut out),
+            Ok(true)
+        );
+        // Bytes with no repeats: LZ4 cannot shrink them.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        out.clear();
+        assert_eq!(encode_data(&noise, true, &mut out), Ok(false));
+        assert_eq!(out.len(), 4 + noise.len());
+        out.clear();
+        assert_eq!(
+            encode_data("a".repeat(200).as_bytes(), false, &mut out),
+            Ok(false)
+        );
+        out.clear();
+        assert_eq!(
+            encode(&Packet::Signal(Signal::Eod), true, &mut out),
+            Ok(false)
+        );
     }
 
     #[test]

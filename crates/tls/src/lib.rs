@@ -34,8 +34,8 @@ pub mod policy;
 pub mod psk;
 
 pub use cert::{
-    accept_cert, connect_cert, connect_cert_with, CertContext, ConnectOptions, CERT_CIPHER_LIST,
-    MIN_DH_BITS,
+    accept_cert, connect_cert, connect_cert_with, CertContext, ConnectOptions, CERT_CIPHERSUITES,
+    CERT_CIPHER_LIST, MIN_DH_BITS,
 };
 pub use detach::{detach, Detachable};
 pub use error::TlsError;

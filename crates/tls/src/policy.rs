@@ -21,7 +21,7 @@ use openssl::x509::verify::X509VerifyFlags;
 use openssl::x509::X509Crl;
 use zeroize::Zeroizing;
 
-use crate::cert::{read_file, warn_if_readable, CERT_CIPHER_LIST};
+use crate::cert::{read_file, warn_if_readable, CERT_CIPHERSUITES, CERT_CIPHER_LIST};
 use crate::error::{reasons, TlsError};
 
 mod ffi_ext {
@@ -67,17 +67,16 @@ pub(crate) fn apply_cert_ciphers(
             format!("OpenSSL enables no suite for \"{list}\": {}", reasons(&e)),
         )
     })?;
-    if let Some(suites) = &s.cipher_suites {
-        b.set_ciphersuites(suites).map_err(|e| {
-            TlsError::policy(
-                "TLS Cipher Suites",
-                format!(
-                    "OpenSSL enables no TLS 1.3 suite for \"{suites}\": {}",
-                    reasons(&e)
-                ),
-            )
-        })?;
-    }
+    let suites = s.cipher_suites.as_deref().unwrap_or(CERT_CIPHERSUITES);
+    b.set_ciphersuites(suites).map_err(|e| {
+        TlsError::policy(
+            "TLS Cipher Suites",
+            format!(
+                "OpenSSL enables no TLS 1.3 suite for \"{suites}\": {}",
+                reasons(&e)
+            ),
+        )
+    })?;
     Ok(())
 }
 

@@ -130,6 +130,39 @@ enum WriteCmd {
     End(Vec<u8>),
 }
 
+/// Records received but not yet handed to the volume thread. They go over
+/// in batches: when the network has nothing more to give right now, or
+/// past [`BATCH_BYTES`], so a fast sender wakes the volume thread once per
+/// batch instead of once per 64 KiB packet.
+#[derive(Default)]
+struct Batch {
+    cmds: Vec<WriteCmd>,
+    bytes: usize,
+}
+
+/// Batches in flight to the volume thread (at most 2 MiB of data).
+const WRITE_QUEUE: usize = 8;
+/// A batch is handed over once it holds this much data.
+const BATCH_BYTES: usize = 256 * 1024;
+
+impl Batch {
+    /// Queues a record; hands the batch over when it is full.
+    async fn push(&mut self, cmd: WriteCmd, len: usize, tx: &mpsc::Sender<Vec<WriteCmd>>) -> bool {
+        self.cmds.push(cmd);
+        self.bytes += len;
+        self.bytes < BATCH_BYTES || self.flush(tx).await
+    }
+
+    /// Hands what is queued to the volume thread; false if it has stopped.
+    async fn flush(&mut self, tx: &mpsc::Sender<Vec<WriteCmd>>) -> bool {
+        self.bytes = 0;
+        if self.cmds.is_empty() {
+            return true;
+        }
+        tx.send(std::mem::take(&mut self.cmds)).await.is_ok()
+    }
+}
+
 /// Where a session's records went.
 #[derive(Debug, Default, Clone, Copy)]
 struct Written {
@@ -183,7 +216,7 @@ fn write_session(
     sd_id: u32,
     sd_time: u32,
     sos: Vec<u8>,
-    mut rx: mpsc::Receiver<WriteCmd>,
+    mut rx: mpsc::Receiver<Vec<WriteCmd>>,
 ) -> Result<Written, VolumeError> {
     let mut out = Written::default();
     {
@@ -192,39 +225,75 @@ fn write_session(
         out.end = w.position();
         out.records = 1;
     }
-    while let Some(cmd) = rx.blocking_recv() {
+    while let Some(cmds) = rx.blocking_recv() {
         let mut w = lock(&vol)?;
-        match cmd {
-            WriteCmd::Rec {
-                file_index,
-                stream,
-                data,
-            } => {
-                w.write(
-                    sd_id,
-                    sd_time,
+        for cmd in cmds {
+            match cmd {
+                WriteCmd::Rec {
                     file_index,
                     stream,
-                    data.payload().unwrap_or(&[]),
-                )?;
+                    data,
+                } => {
+                    w.write(
+                        sd_id,
+                        sd_time,
+                        file_index,
+                        stream,
+                        data.payload().unwrap_or(&[]),
+                    )?;
+                }
+                WriteCmd::End(eos) => {
+                    w.write(sd_id, sd_time, EOS_LABEL, 0, &eos)?;
+                    out.records += 1;
+                    out.end = w.position();
+                    w.sync()?;
+                    out.vol_bytes = w.position();
+                    return Ok(out);
+                }
             }
-            WriteCmd::End(eos) => {
-                w.write(sd_id, sd_time, EOS_LABEL, 0, &eos)?;
-                out.records += 1;
-                out.end = w.position();
-                w.sync()?;
-                out.vol_bytes = w.position();
-                return Ok(out);
-            }
+            out.records += 1;
+            out.end = w.position();
         }
-        out.records += 1;
-        out.end = w.position();
     }
     // The session was abandoned: keep what is complete.
     let mut w = lock(&vol)?;
     w.sync()?;
     out.vol_bytes = w.position();
     Ok(out)
+}
+
+/// The next packet of a data session: taken at once when the network has
+/// it, otherwise the batch is handed to the volume thread before waiting.
+async fn next_data_packet(
+    sock: &mut BSock,
+    cancel: &mut watch::Receiver<bool>,
+    batch: &mut Batch,
+    tx: &mpsc::Sender<Vec<WriteCmd>>,
+) -> Result<Packet, JobError> {
+    if *cancel.borrow() {
+        return Err(JobError::Canceled);
+    }
+    if let Some(p) = poll_once(std::pin::pin!(sock.recv())) {
+        return Ok(p?);
+    }
+    if !batch.flush(tx).await {
+        return Err(writer_gone());
+    }
+    recv_or_cancel(sock, cancel).await
+}
+
+/// Polls a future once without a real waker: its result if ready now. Only
+/// for futures that may be dropped while pending (`BSock::recv` may).
+fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+fn writer_gone() -> JobError {
+    JobError::Other("the volume writer stopped".into())
 }
 
 /// The next packet, or the cancel.
@@ -449,15 +518,20 @@ impl StorageDaemon {
             now_epoch()
         )
         .into_bytes();
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let vol = mounted.writer.clone();
         let (sd_id, sd_time) = (job.sd_id, job.sd_time);
         let writer =
             tokio::task::spawn_blocking(move || write_session(vol, sd_id, sd_time, sos, rx));
-        let received = self.receive_records(sock, job, &tx).await;
+        let mut batch = Batch::default();
+        let mut received = self.receive_records(sock, job, &mut batch, &tx).await;
         let got = match &received {
             Ok(r) | Err((r, _)) => *r,
         };
+        // What was received is written even when the session failed.
+        if !batch.flush(&tx).await && received.is_ok() {
+            received = Err((got, writer_gone()));
+        }
         let eos = format!(
             "JobId={}\nJob={}\nFiles={}\nBytes={}\nStatus={}\nEndTime={}\n",
             job.id(),
@@ -467,7 +541,7 @@ impl StorageDaemon {
             if received.is_ok() { 'T' } else { 'E' },
             now_epoch()
         );
-        let _ = tx.send(WriteCmd::End(eos.into_bytes())).await;
+        let _ = tx.send(vec![WriteCmd::End(eos.into_bytes())]).await;
         drop(tx);
         let written = match writer.await {
             Ok(w) => w,
@@ -511,13 +585,13 @@ impl StorageDaemon {
         &self,
         sock: &mut BSock,
         job: &Arc<Job>,
-        tx: &mpsc::Sender<WriteCmd>,
+        batch: &mut Batch,
+        tx: &mpsc::Sender<Vec<WriteCmd>>,
     ) -> Result<Received, (Received, JobError)> {
         let mut got = Received::default();
         let mut cancel = job.cancel_watch();
-        let writer_gone = || JobError::Other("the volume writer stopped".into());
         loop {
-            let pkt = match recv_or_cancel(sock, &mut cancel).await {
+            let pkt = match next_data_packet(sock, &mut cancel, batch, tx).await {
                 Ok(p) => p,
                 Err(e) => return Err((got, e)),
             };
@@ -560,7 +634,7 @@ impl StorageDaemon {
                 || stream::is_digest(hdr.stream)
                 || stream::id(hdr.stream) == stream::RESTORE_OBJECT;
             loop {
-                let pkt = match recv_or_cancel(sock, &mut cancel).await {
+                let pkt = match next_data_packet(sock, &mut cancel, batch, tx).await {
                     Ok(p) => p,
                     Err(e) => return Err((got, e)),
                 };
@@ -568,7 +642,8 @@ impl StorageDaemon {
                     // A zero-length packet ends the stream, as for Bacula.
                     Packet::Data(d) if d.is_empty() => break,
                     Packet::Data(d) => {
-                        got.bytes += d.len() as u64;
+                        let len = d.len();
+                        got.bytes += len as u64;
                         if catalog {
                             if let Err(e) = job.upd_cat(fi, hdr.stream, &d).await {
                                 return Err((got, e));
@@ -579,7 +654,7 @@ impl StorageDaemon {
                             stream: hdr.stream,
                             data: Packet::Data(d),
                         };
-                        if tx.send(cmd).await.is_err() {
+                        if !batch.push(cmd, len, tx).await {
                             return Err((got, writer_gone()));
                         }
                     }

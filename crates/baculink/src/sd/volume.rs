@@ -59,6 +59,8 @@ pub const EOS_LABEL: i32 = -5;
 const LABEL_ID: &str = "baculink-volume 1";
 /// Write buffer: large sequential writes.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Records at least this large are written to the file directly.
+const DIRECT_WRITE: usize = 32 * 1024;
 /// Read buffer.
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -383,7 +385,17 @@ impl VolumeWriter {
         self.file
             .write_all(&h.encode())
             .map_err(io_err(&self.path))?;
-        self.file.write_all(data).map_err(io_err(&self.path))?;
+        if data.len() < DIRECT_WRITE {
+            self.file.write_all(data).map_err(io_err(&self.path))?;
+        } else {
+            // Large records skip the buffer: copying every file data packet
+            // into it was a tenth of the SD's CPU on a big backup.
+            self.file.flush().map_err(io_err(&self.path))?;
+            self.file
+                .get_mut()
+                .write_all(data)
+                .map_err(io_err(&self.path))?;
+        }
         self.pos += (HEADER_LEN + data.len()) as u64;
         Ok(addr)
     }
