@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tune_allocator();
+    baculink_net::tune_allocator();
     let cli = cli::Cli::parse();
     cli::init_logging(cli.debug_level());
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -33,22 +33,3 @@ fn main() -> ExitCode {
     };
     rt.block_on(cli::run(cli))
 }
-
-/// Keeps freed packet buffers in the heap instead of returning them to the
-/// kernel. Every received packet is a fresh 64 KiB buffer (the previous one
-/// is still queued for the volume or the file); with glibc's defaults the
-/// heap top was trimmed and faulted back in on nearly every packet, which
-/// cost the Storage daemon a third of its CPU on a TLS backup. Peak memory
-/// is unchanged; up to 32 MiB of free heap may stay mapped after a burst.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters; it is called before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}

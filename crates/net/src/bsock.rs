@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 use crate::error::NetError;
 use crate::stream::{Raw, Stream};
 
+/// Packets fed with [`BSock::feed`] are written out once this many bytes are queued.
+pub const FEED_LIMIT: usize = 256 * 1024;
+
 /// A framed Bacula connection. Owns its stream: the only writer.
 #[derive(Debug)]
 pub struct BSock {
@@ -82,6 +85,17 @@ impl BSock {
     /// Whether the connection is inside TLS now.
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Prepares a logged-in connection for bulk data (file data between the
+    /// File and Storage daemons): under TLS, OpenSSL reads ahead many
+    /// records per system call (see [`baculink_tls::tune_for_bulk`]). The
+    /// connection must stay in TLS until it closes, as data connections do.
+    pub fn tune_for_bulk(&mut self) {
+        if let Stream::Tls(s) = &mut self.stream {
+            baculink_tls::tune_for_bulk(s);
+            s.get_mut().set_direct_reads();
+        }
     }
 
     /// Whether the peer sent `BNET_TERMINATE`.
@@ -156,18 +170,42 @@ impl BSock {
 
     /// Sends one packet in a single write (one TLS record for the header).
     pub async fn send(&mut self, packet: &Packet) -> Result<(), NetError> {
-        self.wbuf.clear();
+        self.feed(packet).await?;
+        self.flush().await
+    }
+
+    /// Queues one packet without flushing: packets fed back to back go out
+    /// in writes of up to [`FEED_LIMIT`] bytes (fewer system calls and
+    /// fewer wake-ups of the peer on a bulk stream). [`BSock::flush`] (or
+    /// [`BSock::send`]) must follow before waiting for the peer.
+    pub async fn feed(&mut self, packet: &Packet) -> Result<(), NetError> {
         self.last_compressed =
             frame::encode(packet, self.compress, &mut self.wbuf).map_err(|e| NetError::Frame {
                 peer: self.peer.clone(),
                 source: e,
             })?;
+        if self.wbuf.len() >= FEED_LIMIT {
+            self.write_pending().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every packet fed so far.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        self.write_pending().await?;
+        self.stream.flush().await.map_err(|e| self.io(e))
+    }
+
+    async fn write_pending(&mut self) -> Result<(), NetError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
         let r = self.stream.write_all(&self.wbuf).await;
-        if self.wbuf.capacity() > 1 << 20 {
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 2 * FEED_LIMIT {
             self.wbuf = BytesMut::with_capacity(8 * 1024);
         }
-        r.map_err(|e| self.io(e))?;
-        self.stream.flush().await.map_err(|e| self.io(e))
+        r.map_err(|e| self.io(e))
     }
 
     /// Sends a text packet (exactly these bytes, no NUL added).

@@ -12,9 +12,10 @@ use tokio_openssl::SslStream;
 /// Bytes read from the socket at a time; OpenSSL's small reads (a 5-byte
 /// record header, then the record) are served from this buffer.
 const READ_CHUNK: usize = 64 * 1024;
-/// Writes are coalesced up to this size (OpenSSL writes one record at a
-/// time; one packet of 64 KiB is four records but should be one syscall).
-const WRITE_CHUNK: usize = 64 * 1024;
+/// Writes are coalesced up to this size (OpenSSL writes one record of at
+/// most 16 KiB at a time; the packets a sender feeds in one go, up to
+/// `bsock::FEED_LIMIT`, should still be one system call).
+const WRITE_CHUNK: usize = 256 * 1024;
 
 /// A TCP stream that first replays bytes already read past the last
 /// clear-text packet (the start of the peer's TLS handshake), and that can
@@ -30,6 +31,9 @@ pub(crate) struct Raw {
     tcp: Option<TcpStream>,
     prefix: BytesMut,
     wbuf: Vec<u8>,
+    /// Reads go straight to the socket: OpenSSL reads ahead by itself on a
+    /// bulk session (`BSock::tune_for_bulk`), staging would only copy.
+    direct_reads: bool,
 }
 
 impl Raw {
@@ -38,6 +42,7 @@ impl Raw {
             tcp: Some(tcp),
             prefix: BytesMut::new(),
             wbuf: Vec::new(),
+            direct_reads: false,
         }
     }
 
@@ -64,7 +69,7 @@ impl Raw {
             }
         }
         self.wbuf.clear();
-        if self.wbuf.capacity() > 4 * WRITE_CHUNK {
+        if self.wbuf.capacity() > 2 * WRITE_CHUNK {
             self.wbuf = Vec::new();
         }
         Poll::Ready(Ok(()))
@@ -89,11 +94,17 @@ impl Raw {
             tcp: Some(tcp),
             prefix: std::mem::take(&mut self.prefix),
             wbuf: std::mem::take(&mut self.wbuf),
+            direct_reads: false,
         })
     }
 
     pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         self.tcp.as_ref()
+    }
+
+    /// Stops staging reads (see `direct_reads`).
+    pub(crate) fn set_direct_reads(&mut self) {
+        self.direct_reads = true;
     }
 
     /// The first byte the peer sends next, without consuming it (waits for it).
@@ -125,7 +136,7 @@ impl AsyncRead for Raw {
             let Some(tcp) = me.tcp.as_mut() else {
                 return Poll::Ready(Err(Raw::gone()));
             };
-            if buf.remaining() >= READ_CHUNK {
+            if me.direct_reads || buf.remaining() >= READ_CHUNK {
                 // A large read needs no staging.
                 return Pin::new(tcp).poll_read(cx, buf);
             }

@@ -23,6 +23,7 @@
 //!   [`detach()`] at the quiet point; as a 9.6 client use [`ConnectOptions::tls12_only`].
 //! * After the handshake: [`SessionFacts::from_ssl`] for status output.
 
+pub mod bulk;
 pub mod cert;
 pub mod certgen;
 pub mod detach;
@@ -33,6 +34,7 @@ pub mod names;
 pub mod policy;
 pub mod psk;
 
+pub use bulk::tune_for_bulk;
 pub use cert::{
     accept_cert, connect_cert, connect_cert_with, CertContext, ConnectOptions, CERT_CIPHERSUITES,
     CERT_CIPHER_LIST, MIN_DH_BITS,

@@ -757,10 +757,22 @@ pub async fn stream_to_sd(
         // Set when a data packet of the current stream did not compress.
         let mut incompressible = false;
         loop {
-            let item = tokio::select! {
-                biased;
-                _ = handle.canceled() => return Err(StreamError::Canceled),
-                item = rx.recv() => item,
+            if handle.is_canceled() {
+                return Err(StreamError::Canceled);
+            }
+            // Packets are fed back to back and written in large pieces; what
+            // was fed goes out before waiting for the reader.
+            let item = match rx.try_recv() {
+                Ok(item) => Some(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    sd.flush().await?;
+                    tokio::select! {
+                        biased;
+                        _ = handle.canceled() => return Err(StreamError::Canceled),
+                        item = rx.recv() => item,
+                    }
+                }
             };
             let Some(item) = item else { break };
             match item {
@@ -768,7 +780,7 @@ pub async fn stream_to_sd(
                     // A stream header or record: the next data is new.
                     incompressible = false;
                     comm.sent += v.len() as u64;
-                    sd.send(&Packet::Data(Bytes::from(v))).await?;
+                    sd.feed(&Packet::Data(Bytes::from(v))).await?;
                 }
                 Out::Data(b) => {
                     comm.sent += b.len() as u64;
@@ -776,20 +788,21 @@ pub async fn stream_to_sd(
                         let packet = Packet::Data(b.slice(start..b.len().min(start + CHUNK)));
                         if compress && (incompressible || !COMPRESS_FILE_DATA) {
                             sd.set_compression(false);
-                            let r = sd.send(&packet).await;
+                            let r = sd.feed(&packet).await;
                             sd.set_compression(true);
                             r?;
                         } else {
-                            sd.send(&packet).await?;
+                            sd.feed(&packet).await?;
                             incompressible = compress && !sd.last_send_compressed();
                         }
                     }
                     let _ = spare_tx.send(b);
                 }
-                Out::Eod => sd.signal(Signal::Eod).await?,
+                Out::Eod => sd.feed(&Packet::Signal(Signal::Eod)).await?,
                 Out::Msg(kind, text) => rep.send(dir, kind, &text).await,
             }
         }
+        sd.flush().await?;
         Ok(())
     }
     .await;

@@ -535,6 +535,8 @@ impl FileDaemon {
                     let version = peer.established.peer_version.unwrap_or(0);
                     let compress = fdr.comm_compression && version >= 1;
                     sock.set_compression(compress);
+                    // File data in both directions, TLS kept to the end.
+                    sock.tune_for_bulk();
                     info!(
                         "{} authenticated for job {job} ({}, {})",
                         peer.label, peer.established.peer_dialect, peer.established.mode

@@ -721,6 +721,8 @@ impl StorageDaemon {
         let _link = self.links.add(&peer, "File daemon", false);
         match setup {
             Some(j) => {
+                // File data in both directions, TLS kept to the end.
+                sock.tune_for_bulk();
                 let outcome = self.data_session(&mut sock, &j).await;
                 j.finish(outcome);
             }

@@ -890,9 +890,21 @@ impl StorageDaemon {
         let mut cancel = job.cancel_watch();
         let mut last_attr_fi = None;
         let result: Result<(), JobError> = loop {
-            let item = tokio::select! {
-                i = rx.recv() => i,
-                _ = cancel.wait_for(|c| *c) => break Err(JobError::Canceled),
+            // Records are fed back to back and go out in large writes; what
+            // was fed is flushed before waiting for the volume reader.
+            let item = match rx.try_recv() {
+                Ok(i) if !*cancel.borrow() => Some(i),
+                Ok(_) => break Err(JobError::Canceled),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Err(e) = sock.flush().await {
+                        break Err(e.into());
+                    }
+                    tokio::select! {
+                        i = rx.recv() => i,
+                        _ = cancel.wait_for(|c| *c) => break Err(JobError::Canceled),
+                    }
+                }
             };
             let rec = match item {
                 None => break Ok(()),
@@ -911,10 +923,13 @@ impl StorageDaemon {
                 st.files += 1;
             }
             st.bytes += rec.data.len() as u64;
-            if let Err(e) = sock.send_text(&hdr.encode()).await {
+            if let Err(e) = sock
+                .feed(&Packet::Data(hdr.encode().into_bytes().into()))
+                .await
+            {
                 break Err(e.into());
             }
-            if let Err(e) = sock.send(&Packet::Data(rec.data.into())).await {
+            if let Err(e) = sock.feed(&Packet::Data(rec.data.into())).await {
                 break Err(e.into());
             }
             let (files, bytes) = (st.files, st.bytes);

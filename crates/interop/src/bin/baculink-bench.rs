@@ -7,8 +7,9 @@
 //! * `idle CONF N PID`: holds N authenticated idle connections to the
 //!   Director (process PID) and prints its RSS growth per connection.
 //! * `bulk MODE MIB`: one authenticated connection over loopback (our client
-//!   and server in this process, MODE = psk | clear) moving MIB MiB of 64 KiB
-//!   packets; prints MB/s.
+//!   and server in this process, each on its own thread as two daemons would
+//!   be, MODE = psk | clear) moving MIB MiB of 64 KiB packets; prints MB/s
+//!   and the CPU time both ends spent per GB.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,9 +104,23 @@ fn rss_kib(pid: u32) -> u64 {
     baculink_interop::hostile::rss_kib(pid).0
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
+    baculink_net::tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A load generator on one thread: the rate clients should spend the
+    // shared cores on logins, not on waking each other's worker threads.
+    let rt = if matches!(args.first().map(String::as_str), Some("rate" | "bulk")) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("tokio runtime");
+    rt.block_on(run(args));
+}
+
+async fn run(args: Vec<String>) {
     match args.first().map(String::as_str) {
         Some("login") if args.len() == 3 => {
             let (setup, host, port) = console_setup(Path::new(&args[1]));
@@ -213,45 +228,54 @@ async fn bulk(psk: bool, mib: usize) {
         dialect: Dialect::V13,
         name: "bench".into(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
     let server_local = local.clone();
     let total = (mib * 1024 * 1024) as u64;
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        let setup = ServerSetup {
-            config: ServerConfig {
-                kind: ServerKind::FileDaemon,
-                name: "bench-fd".into(),
-                version: 14,
-                version_text: String::new(),
-                dialect: Dialect::V13,
-            },
-            timeout: Duration::from_secs(10),
-            damping: false,
-        };
-        let (mut sock, _) = baculink_net::accept(BSock::new(tcp), &setup, |_| {
-            Some(PeerSetup {
-                local: server_local.clone(),
-                cert: None,
-                psk: None,
-                allowed_cn: vec![],
-                label: "bench".into(),
+    // The receiving end runs on a thread and runtime of its own, as the
+    // Storage daemon would in its own process.
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let setup = ServerSetup {
+                config: ServerConfig {
+                    kind: ServerKind::FileDaemon,
+                    name: "bench-fd".into(),
+                    version: 14,
+                    version_text: String::new(),
+                    dialect: Dialect::V13,
+                },
+                timeout: Duration::from_secs(10),
+                damping: false,
+            };
+            let (mut sock, _) = baculink_net::accept(BSock::new(tcp), &setup, |_| {
+                Some(PeerSetup {
+                    local: server_local.clone(),
+                    cert: None,
+                    psk: None,
+                    allowed_cn: vec![],
+                    label: "bench".into(),
+                })
             })
-        })
-        .await
-        .expect("server login");
-        let mut got = 0u64;
-        while got < total {
-            match sock.recv().await.expect("recv") {
-                Packet::Data(d) => got += d.len() as u64,
-                Packet::Signal(_) => break,
+            .await
+            .expect("server login");
+            sock.tune_for_bulk();
+            let mut got = 0u64;
+            while got < total {
+                match sock.recv().await.expect("recv") {
+                    Packet::Data(d) => got += d.len() as u64,
+                    Packet::Signal(_) => break,
+                }
             }
-        }
-        sock.send_text("done").await.expect("ack");
-        got
+            sock.send_text("done").await.expect("ack");
+            got
+        })
     });
     let setup = ClientSetup {
         config: ClientConfig {
@@ -272,24 +296,43 @@ async fn bulk(psk: bool, mib: usize) {
     let (mut sock, peer) = baculink_net::connect("127.0.0.1", port, &setup)
         .await
         .expect("client login");
+    sock.tune_for_bulk();
     let facts = peer
         .tls
         .as_ref()
         .map(|f| format!("{} {}", f.version, f.cipher))
         .unwrap_or_else(|| "clear".into());
     let payload = Packet::data(vec![0x5au8; 64 * 1024]);
+    let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let mut sent = 0u64;
+    // As the File daemon sends file data: packets fed back to back.
     while sent < total {
-        sock.send(&payload).await.expect("send");
+        sock.feed(&payload).await.expect("send");
         sent += 64 * 1024;
     }
+    sock.flush().await.expect("flush");
     let _ack = sock.recv().await.expect("ack");
     let secs = t0.elapsed().as_secs_f64();
-    let got = server.await.expect("server");
+    let cpu = cpu_seconds() - cpu0;
+    let got = server.join().expect("server");
     println!(
-        "bulk mode={} suite=\"{facts}\" bytes={got} seconds={secs:.3} MB_per_s={:.0}",
+        "bulk mode={} suite=\"{facts}\" bytes={got} seconds={secs:.3} MB_per_s={:.0} cpu_s_per_GB={:.3}",
         peer.mode(),
-        got as f64 / secs / 1e6
+        got as f64 / secs / 1e6,
+        cpu / (got as f64 / 1e9)
     );
+}
+
+/// User + system CPU time of this process so far (both ends of the bulk
+/// connection run here): a steadier measure than wall time on a shared machine.
+fn cpu_seconds() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
