@@ -15,18 +15,18 @@ pub use bsock::BSock;
 pub use error::{LoginError, NetError};
 
 /// Keeps freed packet buffers in the heap instead of returning them to the
-/// kernel; a program should call it first thing in `main`. Every received packet is a fresh 64 KiB buffer (the previous one
-/// is still queued for the volume or the file); with glibc's defaults the
-/// heap top was trimmed and faulted back in on nearly every packet, which
-/// cost the Storage daemon a third of its CPU on a TLS backup. Peak memory
-/// is unchanged; up to 32 MiB of free heap may stay mapped after a burst.
+/// kernel; a program calls it first thing in `main`. Every received packet
+/// is a fresh 64 KiB buffer (the previous one is still queued for the volume
+/// or the file); with glibc's defaults the heap top was trimmed and faulted
+/// back in on nearly every packet, which cost the Storage daemon a third of
+/// its CPU on a TLS backup. At most 8 MiB of free heap stay mapped.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn tune_allocator() {
     // SAFETY: mallopt only sets allocator parameters; it is called before
     // any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
 }
 
