@@ -502,7 +502,7 @@ impl<'a> Checker<'a> {
         let fd = match find(
             &self.set.fds,
             |f| f.file_daemon.name == c.name,
-            |f| f.file_daemon.listen(),
+            |f| f.file_daemon.daemon.listen(),
             Some(&c.address),
             c.port,
         ) {
@@ -533,7 +533,7 @@ impl<'a> Checker<'a> {
             &fd.file_daemon,
             &c.address,
             c.port,
-            fd.file_daemon.listen(),
+            fd.file_daemon.daemon.listen(),
         );
         let Some(fdd) = fd.director(&d.director.name) else {
             self.report.problem(format!(
@@ -570,7 +570,7 @@ impl<'a> Checker<'a> {
         let sd = match find(
             &self.set.sds,
             |x| x.storage.name.eq_ignore_ascii_case(&s.name),
-            |x| x.storage.listen(),
+            |x| x.storage.daemon.listen(),
             Some(&s.address),
             s.port,
         ) {
@@ -596,7 +596,13 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        self.check_listen(s, &sd.storage, &s.address, s.port, sd.storage.listen());
+        self.check_listen(
+            s,
+            &sd.storage,
+            &s.address,
+            s.port,
+            sd.storage.daemon.listen(),
+        );
         // The storage daemon looks the Director up case-insensitively.
         let sdd = sd
             .directors
@@ -658,7 +664,7 @@ impl<'a> Checker<'a> {
         let d = match find(
             &self.set.dirs,
             |d| d.director.name == b.name,
-            |d| d.director.listen(),
+            |d| d.director.daemon.listen(),
             b.address.as_deref(),
             b.port,
         ) {
@@ -692,7 +698,7 @@ impl<'a> Checker<'a> {
             }
         };
         let address = b.address.clone().unwrap_or_else(|| "localhost".into());
-        self.check_listen(b, &d.director, &address, b.port, d.director.listen());
+        self.check_listen(b, &d.director, &address, b.port, d.director.daemon.listen());
         // bconsole logs in with a Console resource for this Director if it has one.
         let mut named: Vec<&baculink_conf::console::Console> = con
             .consoles

@@ -128,9 +128,9 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
 fn max_unauthenticated(conf: Option<&baculink_conf::AnyConfig>) -> usize {
     use baculink_conf::AnyConfig;
     let n = match conf {
-        Some(AnyConfig::Director(c)) => c.director.max_unauthenticated,
-        Some(AnyConfig::FileDaemon(c)) => c.file_daemon.max_unauthenticated,
-        Some(AnyConfig::Storage(c)) => c.storage.max_unauthenticated,
+        Some(AnyConfig::Director(c)) => c.director.daemon.max_unauthenticated,
+        Some(AnyConfig::FileDaemon(c)) => c.file_daemon.daemon.max_unauthenticated,
+        Some(AnyConfig::Storage(c)) => c.storage.daemon.max_unauthenticated,
         _ => baculink_conf::dir::DEFAULT_MAX_UNAUTHENTICATED,
     };
     n.max(1) as usize

@@ -9,7 +9,7 @@ use crate::ast::Resource;
 use crate::dir::DEFAULT_DIR_PORT;
 use crate::error::{ConfigError, Location, Warning};
 use crate::fields::{check_ref, unknown_resource, Names, Reader};
-use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
+use crate::tls::{TlsResource, TlsRole, TlsSettings};
 
 const DIRECTOR_KNOWN: &[&str] = &[
     "fipsrequire",
@@ -112,18 +112,9 @@ pub struct ConsoleConfig {
     pub consoles: Vec<Console>,
 }
 
+config_file!(ConsoleConfig);
+
 impl ConsoleConfig {
-    /// Loads `path` (and its includes).
-    pub fn load(path: impl AsRef<Path>) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let path = path.as_ref();
-        Self::from_resources(path, crate::parse::parse_file(path)?)
-    }
-
-    /// Parses `text` as if read from a file named `name`.
-    pub fn parse_str(name: &str, text: &str) -> Result<(Self, Vec<Warning>), ConfigError> {
-        Self::from_resources(Path::new(name), crate::parse::parse_text(name, text)?)
-    }
-
     pub(crate) fn from_resources(
         path: &Path,
         resources: Vec<Resource>,
@@ -135,15 +126,9 @@ impl ConsoleConfig {
         let mut console_res = Vec::new();
         for res in resources {
             match res.key.as_str() {
-                "director" => {
-                    let d = Director::from_resource(&res, &mut w)?;
-                    names.add("Director", &d.name, &d.at)?;
-                    directors.push(d);
-                }
+                "director" => names.keep(&mut directors, Director::from_resource(&res, &mut w)?)?,
                 "console" => {
-                    let c = Console::from_resource(&res, &mut w)?;
-                    names.add("Console", &c.name, &c.at)?;
-                    consoles.push(c);
+                    names.keep(&mut consoles, Console::from_resource(&res, &mut w)?)?;
                     console_res.push(res);
                 }
                 _ => w.push(unknown_resource(&res)),
@@ -190,13 +175,6 @@ impl ConsoleConfig {
         v.extend(self.directors.iter().map(|d| d as &dyn TlsResource));
         v.extend(self.consoles.iter().map(|c| c as &dyn TlsResource));
         v
-    }
-
-    /// Start-up TLS validation (protocol.md §8.4); the first problem found.
-    pub fn validate_tls(&self) -> Result<(), ConfigError> {
-        self.tls_resources()
-            .into_iter()
-            .try_for_each(validate_resource)
     }
 }
 

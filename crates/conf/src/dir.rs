@@ -7,11 +7,11 @@ use std::time::Duration;
 use baculink_proto::Secret;
 
 use crate::ast::{Block, Item, Items, Resource};
+use crate::daemon::Daemon;
 use crate::error::{ConfigError, Location, Warning};
-use crate::fields::{addresses, check_ref, unknown_resource, Names, Reader};
+use crate::fields::{check_ref, unknown_resource, Names, Reader};
 use crate::messages::Messages;
-use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
-use crate::ListenAddress;
+use crate::tls::{TlsResource, TlsRole, TlsSettings};
 
 /// Default of `Maximum Unauthenticated Connections` (per source address).
 pub const DEFAULT_MAX_UNAUTHENTICATED: u32 = 32;
@@ -124,69 +124,35 @@ pub struct Director {
     pub at: Location,
     /// `Password` the default console (bconsole) must present.
     pub password: Secret,
-    /// `DIRport` (9101).
-    pub port: u16,
-    /// `DIRAddress`.
-    pub address: Option<String>,
-    /// `DIRAddresses = { ip = { addr = ...; port = ... } ... }`.
-    pub addresses: Vec<ListenAddress>,
-    /// `WorkingDirectory`.
-    pub working_directory: Option<PathBuf>,
-    /// `PidDirectory`.
-    pub pid_directory: Option<PathBuf>,
+    /// `DIRport`, `DIRAddress(es)`, directories and limits.
+    pub daemon: Daemon,
     /// `QueryFile`.
     pub query_file: Option<PathBuf>,
     /// `Messages` (name of a Messages resource).
     pub messages: Option<String>,
-    /// `Maximum Concurrent Jobs` (20).
-    pub max_concurrent_jobs: u32,
     /// `Maximum Console Connections` (20).
     pub max_console_connections: u32,
-    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
-    /// progress accepted at once from one source address.
-    pub max_unauthenticated: u32,
     /// `FD Connect Timeout` (3 min).
     pub fd_connect_timeout: Duration,
     /// `SD Connect Timeout` (30 min).
     pub sd_connect_timeout: Duration,
-    /// `Heartbeat Interval` (5 min).
-    pub heartbeat_interval: Duration,
-    /// `CommCompression` (yes).
-    pub comm_compression: bool,
     /// TLS directives (server role towards consoles).
     pub tls: TlsSettings,
 }
 
 impl Director {
-    /// Where to listen: the `DIRAddresses` entries (port defaulting to
-    /// `DIRport`), else `DIRAddress` (None = all addresses) and `DIRport`.
-    pub fn listen(&self) -> Vec<(Option<String>, u16)> {
-        crate::listen(&self.addresses, &self.address, self.port)
-    }
-
     fn from_resource(res: &Resource, w: &mut Vec<Warning>) -> Result<Self, ConfigError> {
         let r = Reader::new(res, "Director");
         let d = Director {
             name: r.name()?,
             at: res.at.clone(),
             password: r.required_password(&["password"])?,
-            port: r.port(&["dirport"], DEFAULT_DIR_PORT)?,
-            address: r.string(&["diraddress"])?,
-            addresses: addresses(&r, "diraddresses")?,
-            working_directory: r.path(&["workingdirectory"])?,
-            pid_directory: r.path(&["piddirectory"])?,
+            daemon: Daemon::read(&r, "dir", DEFAULT_DIR_PORT)?,
             query_file: r.path(&["queryfile"])?,
             messages: r.name_ref(&["messages"])?,
-            max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
             max_console_connections: r.u32(&["maximumconsoleconnections"], 20)?,
-            max_unauthenticated: r.u32(
-                &["maximumunauthenticatedconnections"],
-                DEFAULT_MAX_UNAUTHENTICATED,
-            )?,
             fd_connect_timeout: r.time(&["fdconnecttimeout"], Duration::from_secs(180))?,
             sd_connect_timeout: r.time(&["sdconnecttimeout"], Duration::from_secs(1800))?,
-            heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,
-            comm_compression: r.bool(&["commcompression"], true)?,
             tls: r.tls()?,
         };
         r.unknown(DIRECTOR_KNOWN, true, w)?;
@@ -442,6 +408,22 @@ pub struct Named {
     pub resource: Resource,
 }
 
+impl Named {
+    /// Keeps `res` once its name is checked and new for `label`.
+    pub(crate) fn read(
+        res: Resource,
+        label: &'static str,
+        names: &mut Names,
+    ) -> Result<Self, ConfigError> {
+        let name = Reader::new(&res, label).name()?;
+        names.add(label, &name, &res.at)?;
+        Ok(Named {
+            name,
+            resource: res,
+        })
+    }
+}
+
 /// A parsed `bacula-dir.conf`.
 ///
 /// Director, Console, Client and Storage directives are checked (unknown ones
@@ -482,18 +464,9 @@ const JOB_FIELDS: &[&str] = &[
     "type", "level", "client", "fileset", "storage", "pool", "messages", "schedule", "where",
 ];
 
+config_file!(DirectorConfig);
+
 impl DirectorConfig {
-    /// Loads `path` (and its includes).
-    pub fn load(path: impl AsRef<Path>) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let path = path.as_ref();
-        Self::from_resources(path, crate::parse::parse_file(path)?)
-    }
-
-    /// Parses `text` as if read from a file named `name`.
-    pub fn parse_str(name: &str, text: &str) -> Result<(Self, Vec<Warning>), ConfigError> {
-        Self::from_resources(Path::new(name), crate::parse::parse_text(name, text)?)
-    }
-
     pub(crate) fn from_resources(
         path: &Path,
         resources: Vec<Resource>,
@@ -515,41 +488,24 @@ impl DirectorConfig {
         for res in resources {
             let label: &'static str = match res.key.as_str() {
                 "director" => {
-                    let d = Director::from_resource(&res, &mut w)?;
-                    names.add("Director", &d.name, &d.at)?;
-                    directors.push(d);
+                    names.keep(&mut directors, Director::from_resource(&res, &mut w)?)?;
                     continue;
                 }
                 "console" => {
-                    let c = Console::from_resource(&res, &mut w)?;
-                    names.add("Console", &c.name, &c.at)?;
-                    consoles.push(c);
+                    names.keep(&mut consoles, Console::from_resource(&res, &mut w)?)?;
                     continue;
                 }
                 "client" => {
-                    let c = Client::from_resource(&res, &mut w)?;
-                    names.add("Client", &c.name, &c.at)?;
-                    clients.push(c);
+                    names.keep(&mut clients, Client::from_resource(&res, &mut w)?)?;
                     continue;
                 }
                 "storage" | "autochanger" => {
                     let s = Storage::from_resource(&res, res.key == "autochanger", &mut w)?;
-                    names.add(
-                        if s.autochanger {
-                            "Autochanger"
-                        } else {
-                            "Storage"
-                        },
-                        &s.name,
-                        &s.at,
-                    )?;
-                    storages.push(s);
+                    names.keep(&mut storages, s)?;
                     continue;
                 }
                 "messages" => {
-                    let m = Messages::from_resource(&res, &mut w)?;
-                    names.add("Messages", &m.name, &m.at)?;
-                    messages.push(m);
+                    names.keep(&mut messages, Messages::from_resource(&res, &mut w)?)?;
                     continue;
                 }
                 "job" => "Job",
@@ -566,12 +522,7 @@ impl DirectorConfig {
                     continue;
                 }
             };
-            let name = Reader::new(&res, label).name()?;
-            names.add(label, &name, &res.at)?;
-            let named = Named {
-                name,
-                resource: res,
-            };
+            let named = Named::read(res, label, &mut names)?;
             match label {
                 "Job" => job_res.push(named),
                 "JobDefs" => defs_res.push(named),
@@ -718,13 +669,6 @@ impl DirectorConfig {
         v.extend(self.clients.iter().map(|c| c as &dyn TlsResource));
         v.extend(self.storages.iter().map(|c| c as &dyn TlsResource));
         v
-    }
-
-    /// Start-up TLS validation (protocol.md §8.4); the first problem found.
-    pub fn validate_tls(&self) -> Result<(), ConfigError> {
-        self.tls_resources()
-            .into_iter()
-            .try_for_each(validate_resource)
     }
 }
 

@@ -6,12 +6,12 @@ use std::time::Duration;
 use baculink_proto::Secret;
 
 use crate::ast::Resource;
+use crate::daemon::Daemon;
 use crate::dir::{Named, DEFAULT_DIR_PORT, DEFAULT_FD_PORT};
 use crate::error::{ConfigError, Location, Warning};
-use crate::fields::{addresses, unknown_resource, Names, Reader};
+use crate::fields::{unknown_resource, Names, Reader};
 use crate::messages::Messages;
-use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
-use crate::ListenAddress;
+use crate::tls::{TlsResource, TlsRole, TlsSettings};
 
 const FILEDAEMON_KNOWN: &[&str] = &[
     "maximumunauthenticatedconnections",
@@ -75,29 +75,12 @@ pub struct FileDaemon {
     pub name: String,
     /// Where the resource starts.
     pub at: Location,
-    /// `FDport` (9102).
-    pub port: u16,
-    /// `FDAddress`.
-    pub address: Option<String>,
-    /// `FDAddresses = { ... }`.
-    pub addresses: Vec<ListenAddress>,
-    /// `WorkingDirectory`.
-    pub working_directory: Option<PathBuf>,
-    /// `PidDirectory`.
-    pub pid_directory: Option<PathBuf>,
+    /// `FDport`, `FDAddress(es)`, directories and limits.
+    pub daemon: Daemon,
     /// `Plugin Directory`.
     pub plugin_directory: Option<PathBuf>,
-    /// `Maximum Concurrent Jobs` (20).
-    pub max_concurrent_jobs: u32,
-    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
-    /// progress accepted at once from one source address.
-    pub max_unauthenticated: u32,
     /// `SD Connect Timeout` (30 min).
     pub sd_connect_timeout: Duration,
-    /// `Heartbeat Interval` (5 min).
-    pub heartbeat_interval: Duration,
-    /// `CommCompression` (yes).
-    pub comm_compression: bool,
     /// TLS directives (client role towards storage daemons).
     pub tls: TlsSettings,
     /// Every directive as written.
@@ -105,31 +88,14 @@ pub struct FileDaemon {
 }
 
 impl FileDaemon {
-    /// Where to listen: `FDAddresses` entries (port defaulting to `FDport`),
-    /// else `FDAddress` (None = all addresses) and `FDport`.
-    pub fn listen(&self) -> Vec<(Option<String>, u16)> {
-        crate::listen(&self.addresses, &self.address, self.port)
-    }
-
     fn from_resource(res: &Resource, w: &mut Vec<Warning>) -> Result<Self, ConfigError> {
         let r = Reader::new(res, "FileDaemon");
         let f = FileDaemon {
             name: r.name()?,
             at: res.at.clone(),
-            port: r.port(&["fdport"], DEFAULT_FD_PORT)?,
-            address: r.string(&["fdaddress"])?,
-            addresses: addresses(&r, "fdaddresses")?,
-            working_directory: r.path(&["workingdirectory"])?,
-            pid_directory: r.path(&["piddirectory"])?,
+            daemon: Daemon::read(&r, "fd", DEFAULT_FD_PORT)?,
             plugin_directory: r.path(&["plugindirectory"])?,
-            max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
-            max_unauthenticated: r.u32(
-                &["maximumunauthenticatedconnections"],
-                crate::dir::DEFAULT_MAX_UNAUTHENTICATED,
-            )?,
             sd_connect_timeout: r.time(&["sdconnecttimeout"], Duration::from_secs(1800))?,
-            heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,
-            comm_compression: r.bool(&["commcompression"], true)?,
             tls: r.tls()?,
             resource: res.clone(),
         };
@@ -236,18 +202,9 @@ pub struct FdConfig {
     pub other: Vec<Named>,
 }
 
+config_file!(FdConfig);
+
 impl FdConfig {
-    /// Loads `path` (and its includes).
-    pub fn load(path: impl AsRef<Path>) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let path = path.as_ref();
-        Self::from_resources(path, crate::parse::parse_file(path)?)
-    }
-
-    /// Parses `text` as if read from a file named `name`.
-    pub fn parse_str(name: &str, text: &str) -> Result<(Self, Vec<Warning>), ConfigError> {
-        Self::from_resources(Path::new(name), crate::parse::parse_text(name, text)?)
-    }
-
     pub(crate) fn from_resources(
         path: &Path,
         resources: Vec<Resource>,
@@ -262,37 +219,18 @@ impl FdConfig {
         for res in resources {
             match res.key.as_str() {
                 "filedaemon" | "client" => {
-                    let f = FileDaemon::from_resource(&res, &mut w)?;
-                    names.add("FileDaemon", &f.name, &f.at)?;
-                    daemons.push(f);
+                    names.keep(&mut daemons, FileDaemon::from_resource(&res, &mut w)?)?
                 }
-                "director" => {
-                    let d = Director::from_resource(&res, &mut w)?;
-                    names.add("Director", &d.name, &d.at)?;
-                    directors.push(d);
-                }
-                "console" => {
-                    let c = Console::from_resource(&res, &mut w)?;
-                    names.add("Console", &c.name, &c.at)?;
-                    consoles.push(c);
-                }
-                "messages" => {
-                    let m = Messages::from_resource(&res, &mut w)?;
-                    names.add("Messages", &m.name, &m.at)?;
-                    messages.push(m);
-                }
+                "director" => names.keep(&mut directors, Director::from_resource(&res, &mut w)?)?,
+                "console" => names.keep(&mut consoles, Console::from_resource(&res, &mut w)?)?,
+                "messages" => names.keep(&mut messages, Messages::from_resource(&res, &mut w)?)?,
                 "schedule" | "statistics" | "collector" => {
                     let label = match res.key.as_str() {
                         "schedule" => "Schedule",
                         "statistics" => "Statistics",
                         _ => "Collector",
                     };
-                    let name = Reader::new(&res, label).name()?;
-                    names.add(label, &name, &res.at)?;
-                    other.push(Named {
-                        name,
-                        resource: res,
-                    });
+                    other.push(Named::read(res, label, &mut names)?);
                 }
                 _ => w.push(unknown_resource(&res)),
             }
@@ -326,13 +264,6 @@ impl FdConfig {
         v.extend(self.directors.iter().map(|d| d as &dyn TlsResource));
         v.extend(self.consoles.iter().map(|c| c as &dyn TlsResource));
         v
-    }
-
-    /// Start-up TLS validation (protocol.md §8.4); the first problem found.
-    pub fn validate_tls(&self) -> Result<(), ConfigError> {
-        self.tls_resources()
-            .into_iter()
-            .try_for_each(validate_resource)
     }
 }
 

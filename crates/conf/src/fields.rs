@@ -8,7 +8,10 @@ use baculink_proto::Secret;
 
 use crate::ast::{Directive, Item, Items, Resource};
 use crate::error::{ConfigError, Location, Warning, WarningKind};
-use crate::tls::{is_sha256_suite, split_suites, TlsProtocol, TlsSettings, TlsVersion};
+use crate::messages::Messages;
+use crate::tls::{
+    is_sha256_suite, split_suites, TlsProtocol, TlsResource, TlsSettings, TlsVersion,
+};
 use crate::value;
 
 /// Normalized keys of every TLS directive (protocol.md §8.3); accepted in
@@ -414,6 +417,40 @@ impl Names {
         }
         self.seen.insert((label, name.to_string()), at.clone());
         Ok(())
+    }
+
+    /// Appends `item` to `list` once its name is new for its type.
+    pub fn keep<T: Typed>(&mut self, list: &mut Vec<T>, item: T) -> Result<(), ConfigError> {
+        let (name, at) = item.name_at();
+        self.add(item.label(), name, at)?;
+        list.push(item);
+        Ok(())
+    }
+}
+
+/// What [`Names`] needs to know of a typed resource.
+pub(crate) trait Typed {
+    /// Its type as messages name it (`Director`, `Autochanger`, ...).
+    fn label(&self) -> &'static str;
+    /// Its name and where it starts.
+    fn name_at(&self) -> (&str, &Location);
+}
+
+impl<T: TlsResource> Typed for T {
+    fn label(&self) -> &'static str {
+        self.resource_type()
+    }
+    fn name_at(&self) -> (&str, &Location) {
+        (self.name(), self.location())
+    }
+}
+
+impl Typed for Messages {
+    fn label(&self) -> &'static str {
+        "Messages"
+    }
+    fn name_at(&self) -> (&str, &Location) {
+        (&self.name, &self.at)
     }
 }
 

@@ -45,8 +45,43 @@ macro_rules! tls_resource {
     };
 }
 
+/// Implements `load`, `parse_str` and `validate_tls` for a configuration
+/// file type with `from_resources` and `tls_resources`: the same for all four.
+macro_rules! config_file {
+    ($ty:ty) => {
+        impl $ty {
+            /// Loads `path` (and its includes).
+            pub fn load(
+                path: impl AsRef<std::path::Path>,
+            ) -> Result<(Self, Vec<$crate::Warning>), $crate::ConfigError> {
+                let path = path.as_ref();
+                Self::from_resources(path, $crate::parse::parse_file(path)?)
+            }
+
+            /// Parses `text` as if read from a file named `name`.
+            pub fn parse_str(
+                name: &str,
+                text: &str,
+            ) -> Result<(Self, Vec<$crate::Warning>), $crate::ConfigError> {
+                Self::from_resources(
+                    std::path::Path::new(name),
+                    $crate::parse::parse_text(name, text)?,
+                )
+            }
+
+            /// Start-up TLS validation (protocol.md §8.4); the first problem found.
+            pub fn validate_tls(&self) -> Result<(), $crate::ConfigError> {
+                self.tls_resources()
+                    .into_iter()
+                    .try_for_each($crate::tls::validate_resource)
+            }
+        }
+    };
+}
+
 pub mod ast;
 pub mod console;
+pub mod daemon;
 pub mod dir;
 pub mod error;
 pub mod fd;
@@ -62,6 +97,7 @@ use std::path::Path;
 
 pub use ast::{Block, Directive, Item, Items, Resource, ValueToken};
 pub use console::ConsoleConfig;
+pub use daemon::Daemon;
 pub use dir::DirectorConfig;
 pub use error::{log_warnings, ConfigError, Location, Warning, WarningKind};
 pub use fd::FdConfig;
@@ -89,21 +125,6 @@ pub struct ListenAddress {
     pub host: Option<String>,
     /// `port` (None = the resource's port directive).
     pub port: Option<u16>,
-}
-
-/// Listening sockets from an `*Addresses` block, else from address + port.
-fn listen(
-    addresses: &[ListenAddress],
-    address: &Option<String>,
-    port: u16,
-) -> Vec<(Option<String>, u16)> {
-    if addresses.is_empty() {
-        return vec![(address.clone(), port)];
-    }
-    addresses
-        .iter()
-        .map(|a| (a.host.clone(), a.port.unwrap_or(port)))
-        .collect()
 }
 
 /// The single resource a daemon needs about itself.

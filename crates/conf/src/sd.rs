@@ -6,12 +6,12 @@ use std::time::Duration;
 use baculink_proto::Secret;
 
 use crate::ast::Resource;
+use crate::daemon::Daemon;
 use crate::dir::{Named, DEFAULT_SD_PORT};
 use crate::error::{ConfigError, Location, Warning};
-use crate::fields::{addresses, check_ref, unknown_resource, Names, Reader};
+use crate::fields::{check_ref, unknown_resource, Names, Reader};
 use crate::messages::Messages;
-use crate::tls::{validate_resource, TlsResource, TlsRole, TlsSettings};
-use crate::ListenAddress;
+use crate::tls::{TlsResource, TlsRole, TlsSettings};
 
 const STORAGE_KNOWN: &[&str] = &[
     "maximumunauthenticatedconnections",
@@ -120,31 +120,14 @@ pub struct Storage {
     pub name: String,
     /// Where the resource starts.
     pub at: Location,
-    /// `SDPort` (9103).
-    pub port: u16,
-    /// `SDAddress`.
-    pub address: Option<String>,
-    /// `SDAddresses = { ... }`.
-    pub addresses: Vec<ListenAddress>,
-    /// `WorkingDirectory`.
-    pub working_directory: Option<PathBuf>,
-    /// `PidDirectory`.
-    pub pid_directory: Option<PathBuf>,
+    /// `SDPort`, `SDAddress(es)`, directories and limits.
+    pub daemon: Daemon,
     /// `Plugin Directory`.
     pub plugin_directory: Option<PathBuf>,
-    /// `Maximum Concurrent Jobs` (20).
-    pub max_concurrent_jobs: u32,
-    /// `Maximum Unauthenticated Connections` (baculink; 32): logins in
-    /// progress accepted at once from one source address.
-    pub max_unauthenticated: u32,
-    /// `Heartbeat Interval` (5 min).
-    pub heartbeat_interval: Duration,
     /// `Client Connect Timeout` (30 min; SD Calls Client).
     pub client_connect_timeout: Duration,
     /// `Client Connect Wait` (30 min): how long a job waits for its FD.
     pub client_connect_wait: Duration,
-    /// `CommCompression` (yes).
-    pub comm_compression: bool,
     /// TLS directives (server role towards file daemons).
     pub tls: TlsSettings,
     /// Every directive as written.
@@ -152,32 +135,15 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Where to listen: `SDAddresses` entries (port defaulting to `SDPort`),
-    /// else `SDAddress` (None = all addresses) and `SDPort`.
-    pub fn listen(&self) -> Vec<(Option<String>, u16)> {
-        crate::listen(&self.addresses, &self.address, self.port)
-    }
-
     fn from_resource(res: &Resource, w: &mut Vec<Warning>) -> Result<Self, ConfigError> {
         let r = Reader::new(res, "Storage");
         let s = Storage {
             name: r.name()?,
             at: res.at.clone(),
-            port: r.port(&["sdport"], DEFAULT_SD_PORT)?,
-            address: r.string(&["sdaddress"])?,
-            addresses: addresses(&r, "sdaddresses")?,
-            working_directory: r.path(&["workingdirectory"])?,
-            pid_directory: r.path(&["piddirectory"])?,
+            daemon: Daemon::read(&r, "sd", DEFAULT_SD_PORT)?,
             plugin_directory: r.path(&["plugindirectory"])?,
-            max_concurrent_jobs: r.u32(&["maximumconcurrentjobs"], 20)?,
-            max_unauthenticated: r.u32(
-                &["maximumunauthenticatedconnections"],
-                crate::dir::DEFAULT_MAX_UNAUTHENTICATED,
-            )?,
-            heartbeat_interval: r.time(&["heartbeatinterval"], Duration::from_secs(300))?,
             client_connect_timeout: r.time(&["clientconnecttimeout"], Duration::from_secs(1800))?,
             client_connect_wait: r.time(&["clientconnectwait"], Duration::from_secs(1800))?,
-            comm_compression: r.bool(&["commcompression"], true)?,
             tls: r.tls()?,
             resource: res.clone(),
         };
@@ -323,18 +289,9 @@ pub struct SdConfig {
     pub other: Vec<Named>,
 }
 
+config_file!(SdConfig);
+
 impl SdConfig {
-    /// Loads `path` (and its includes).
-    pub fn load(path: impl AsRef<Path>) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let path = path.as_ref();
-        Self::from_resources(path, crate::parse::parse_file(path)?)
-    }
-
-    /// Parses `text` as if read from a file named `name`.
-    pub fn parse_str(name: &str, text: &str) -> Result<(Self, Vec<Warning>), ConfigError> {
-        Self::from_resources(Path::new(name), crate::parse::parse_text(name, text)?)
-    }
-
     pub(crate) fn from_resources(
         path: &Path,
         resources: Vec<Resource>,
@@ -349,16 +306,8 @@ impl SdConfig {
         let mut other = Vec::new();
         for res in resources {
             match res.key.as_str() {
-                "storage" => {
-                    let s = Storage::from_resource(&res, &mut w)?;
-                    names.add("Storage", &s.name, &s.at)?;
-                    stores.push(s);
-                }
-                "director" => {
-                    let d = Director::from_resource(&res, &mut w)?;
-                    names.add("Director", &d.name, &d.at)?;
-                    directors.push(d);
-                }
+                "storage" => names.keep(&mut stores, Storage::from_resource(&res, &mut w)?)?,
+                "director" => names.keep(&mut directors, Director::from_resource(&res, &mut w)?)?,
                 "device" => {
                     let d = Device::from_resource(&res, &mut w)?;
                     names.add("Device", &d.name, &d.at)?;
@@ -369,23 +318,14 @@ impl SdConfig {
                     names.add("Autochanger", &a.name, &a.at)?;
                     changers.push((a, res));
                 }
-                "messages" => {
-                    let m = Messages::from_resource(&res, &mut w)?;
-                    names.add("Messages", &m.name, &m.at)?;
-                    messages.push(m);
-                }
+                "messages" => names.keep(&mut messages, Messages::from_resource(&res, &mut w)?)?,
                 "cloud" | "statistics" | "collector" => {
                     let label = match res.key.as_str() {
                         "cloud" => "Cloud",
                         "statistics" => "Statistics",
                         _ => "Collector",
                     };
-                    let name = Reader::new(&res, label).name()?;
-                    names.add(label, &name, &res.at)?;
-                    other.push(Named {
-                        name,
-                        resource: res,
-                    });
+                    other.push(Named::read(res, label, &mut names)?);
                 }
                 _ => w.push(unknown_resource(&res)),
             }
@@ -440,13 +380,6 @@ impl SdConfig {
         let mut v: Vec<&dyn TlsResource> = vec![&self.storage];
         v.extend(self.directors.iter().map(|d| d as &dyn TlsResource));
         v
-    }
-
-    /// Start-up TLS validation (protocol.md §8.4); the first problem found.
-    pub fn validate_tls(&self) -> Result<(), ConfigError> {
-        self.tls_resources()
-            .into_iter()
-            .try_for_each(validate_resource)
     }
 }
 

@@ -119,10 +119,10 @@ fn times_ports_and_counts() {
     )
     .unwrap();
     let f = &c.file_daemon;
-    assert_eq!(f.port, 19102);
-    assert_eq!(f.max_concurrent_jobs, 7);
+    assert_eq!(f.daemon.port, 19102);
+    assert_eq!(f.daemon.max_concurrent_jobs, 7);
     assert_eq!(
-        f.heartbeat_interval,
+        f.daemon.heartbeat_interval,
         Duration::from_secs(30 * 86_400),
         "m = months"
     );
@@ -148,10 +148,10 @@ fn times_ports_and_counts() {
 fn defaults() {
     let (c, _) = fd("Director { Name = d; Password = p }");
     let f = &c.file_daemon;
-    assert_eq!(f.port, 9102);
-    assert_eq!(f.max_concurrent_jobs, 20);
-    assert_eq!(f.heartbeat_interval, Duration::from_secs(300));
-    assert!(f.comm_compression);
+    assert_eq!(f.daemon.port, 9102);
+    assert_eq!(f.daemon.max_concurrent_jobs, 20);
+    assert_eq!(f.daemon.heartbeat_interval, Duration::from_secs(300));
+    assert!(f.daemon.comm_compression);
     let d = dir_of(&c);
     assert_eq!(d.port, 9101);
     assert!(!d.monitor);
@@ -296,14 +296,14 @@ fn listen_addresses() {
     )
     .unwrap();
     assert_eq!(
-        c.file_daemon.listen(),
+        c.file_daemon.daemon.listen(),
         vec![
             (Some("127.0.0.1".to_string()), 1234),
             (Some("127.0.0.2".to_string()), 9999)
         ]
     );
     let (c, _) = fd("Director { Name = d; Password = p }");
-    assert_eq!(c.file_daemon.listen(), vec![(None, 9102)]);
+    assert_eq!(c.file_daemon.daemon.listen(), vec![(None, 9102)]);
 }
 
 mod includes {
@@ -465,14 +465,14 @@ fn director_config() {
     let (c, w) = DirectorConfig::parse_str("bacula-dir.conf", DIR_CONF).unwrap();
     assert!(w.is_empty(), "{w:?}");
     let d = &c.director;
-    assert_eq!((d.name.as_str(), d.port), ("dir1", 19101));
-    assert_eq!(d.address.as_deref(), Some("127.0.0.1"));
-    assert_eq!(d.listen(), vec![(Some("127.0.0.1".into()), 19101)]);
+    assert_eq!((d.name.as_str(), d.daemon.port), ("dir1", 19101));
+    assert_eq!(d.daemon.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(d.daemon.listen(), vec![(Some("127.0.0.1".into()), 19101)]);
     assert_eq!(
         d.password.expose(),
         Secret::from_password("console-secret").expose()
     );
-    assert_eq!(d.max_concurrent_jobs, 5);
+    assert_eq!(d.daemon.max_concurrent_jobs, 5);
     assert_eq!(d.max_console_connections, 20);
     assert_eq!(d.fd_connect_timeout, Duration::from_secs(180));
     assert_eq!(d.messages.as_deref(), Some("Daemon"));

@@ -57,19 +57,22 @@ fn director_template() {
 
     let d = &c.director;
     assert_eq!(d.name, "debian-dir");
-    assert_eq!(d.port, 9101);
-    assert_eq!(d.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(d.daemon.port, 9101);
+    assert_eq!(d.daemon.address.as_deref(), Some("127.0.0.1"));
     assert_eq!(d.password.expose(), key("XXX_DIRPASSWORD_XXX"));
     assert_eq!(
-        d.working_directory.as_deref(),
+        d.daemon.working_directory.as_deref(),
         Some(Path::new("/var/lib/bacula"))
     );
-    assert_eq!(d.pid_directory.as_deref(), Some(Path::new("/run/bacula")));
+    assert_eq!(
+        d.daemon.pid_directory.as_deref(),
+        Some(Path::new("/run/bacula"))
+    );
     assert_eq!(
         d.query_file.as_deref(),
         Some(Path::new("/etc/bacula/scripts/query.sql"))
     );
-    assert_eq!(d.max_concurrent_jobs, 20);
+    assert_eq!(d.daemon.max_concurrent_jobs, 20);
     assert_eq!(d.messages.as_deref(), Some("Daemon"));
     assert!(!d.tls.enable && !d.tls.require);
 
@@ -205,18 +208,21 @@ fn file_daemon_template() {
     assert!(w.is_empty(), "unexpected warnings: {w:#?}");
     let f = &c.file_daemon;
     assert_eq!(f.name, "debian-fd");
-    assert_eq!(f.port, 9102);
-    assert_eq!(f.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(f.daemon.port, 9102);
+    assert_eq!(f.daemon.address.as_deref(), Some("127.0.0.1"));
     assert_eq!(
-        f.working_directory.as_deref(),
+        f.daemon.working_directory.as_deref(),
         Some(Path::new("/var/lib/bacula"))
     );
-    assert_eq!(f.pid_directory.as_deref(), Some(Path::new("/run/bacula")));
+    assert_eq!(
+        f.daemon.pid_directory.as_deref(),
+        Some(Path::new("/run/bacula"))
+    );
     assert_eq!(
         f.plugin_directory.as_deref(),
         Some(Path::new("/usr/lib/bacula"))
     );
-    assert_eq!(f.max_concurrent_jobs, 20);
+    assert_eq!(f.daemon.max_concurrent_jobs, 20);
     let d = c.director("debian-dir").unwrap();
     assert!(!d.monitor);
     assert_eq!(d.password.expose(), key("XXX_FDPASSWORD_XXX"));
@@ -239,9 +245,9 @@ fn storage_daemon_template() {
     assert!(w.is_empty(), "unexpected warnings: {w:#?}");
     let s = &c.storage;
     assert_eq!(s.name, "debian-sd");
-    assert_eq!(s.port, 9103);
-    assert_eq!(s.address.as_deref(), Some("127.0.0.1"));
-    assert_eq!(s.max_concurrent_jobs, 20);
+    assert_eq!(s.daemon.port, 9103);
+    assert_eq!(s.daemon.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(s.daemon.max_concurrent_jobs, 20);
     assert_eq!(
         c.director("debian-dir").unwrap().password.expose(),
         key("XXX_SDPASSWORD_XXX")
@@ -332,10 +338,10 @@ fn generated_etc_configs() {
     // console <-> director
     let cd = con.director(&dir.director.name).unwrap();
     assert_eq!(cd.password, dir.director.password);
-    assert_eq!(cd.port, dir.director.port);
+    assert_eq!(cd.port, dir.director.daemon.port);
     // director <-> file daemon
     let client = dir.client(&fd.file_daemon.name).unwrap();
-    assert_eq!(client.port, fd.file_daemon.port);
+    assert_eq!(client.port, fd.file_daemon.daemon.port);
     assert_eq!(
         client.password,
         fd.director(&dir.director.name).unwrap().password
@@ -343,7 +349,7 @@ fn generated_etc_configs() {
     // director <-> storage daemon
     let sdd = sd.director(&dir.director.name).unwrap();
     for s in &dir.storages {
-        assert_eq!(s.port, sd.storage.port);
+        assert_eq!(s.port, sd.storage.daemon.port);
         assert_eq!(s.password, sdd.password);
         assert!(sd.autochanger(&s.devices[0]).is_some(), "{}", s.devices[0]);
     }

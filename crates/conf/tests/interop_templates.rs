@@ -139,15 +139,15 @@ fn load(g: &Generated) -> All {
 /// Names, ports, passwords and jobs: the same in every mode.
 fn check_common(a: &All, work: &Path) {
     let d = &a.dir.director;
-    assert_eq!((d.name.as_str(), d.port), ("bacula-dir", 19101));
-    assert_eq!(d.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!((d.name.as_str(), d.daemon.port), ("bacula-dir", 19101));
+    assert_eq!(d.daemon.address.as_deref(), Some("127.0.0.1"));
     assert_eq!(d.password, key("console-dir-password"));
     assert_eq!(
-        d.working_directory.as_deref(),
+        d.daemon.working_directory.as_deref(),
         Some(&*work.join("working/dir"))
     );
-    assert_eq!(d.pid_directory.as_deref(), Some(&*work.join("pid")));
-    assert_eq!(d.max_concurrent_jobs, 20);
+    assert_eq!(d.daemon.pid_directory.as_deref(), Some(&*work.join("pid")));
+    assert_eq!(d.daemon.max_concurrent_jobs, 20);
     assert_eq!(d.messages.as_deref(), Some("Daemon"));
 
     let cl = a.dir.client("bacula-fd").unwrap();
@@ -190,11 +190,11 @@ fn check_common(a: &All, work: &Path) {
     assert_eq!(std.destinations[1].target.as_deref(), Some(log.as_str()));
 
     let f = &a.fd.file_daemon;
-    assert_eq!((f.name.as_str(), f.port), ("bacula-fd", 19102));
-    assert_eq!(f.address.as_deref(), Some("127.0.0.1"));
-    assert_eq!(f.listen(), [(Some("127.0.0.1".to_string()), 19102)]);
+    assert_eq!((f.name.as_str(), f.daemon.port), ("bacula-fd", 19102));
+    assert_eq!(f.daemon.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(f.daemon.listen(), [(Some("127.0.0.1".to_string()), 19102)]);
     assert_eq!(
-        f.working_directory.as_deref(),
+        f.daemon.working_directory.as_deref(),
         Some(&*work.join("working/fd"))
     );
     let fdd = a.fd.director("bacula-dir").unwrap();
@@ -202,8 +202,8 @@ fn check_common(a: &All, work: &Path) {
     assert!(!fdd.monitor);
 
     let s = &a.sd.storage;
-    assert_eq!((s.name.as_str(), s.port), ("bacula-sd", 19103));
-    assert_eq!(s.address.as_deref(), Some("127.0.0.1"));
+    assert_eq!((s.name.as_str(), s.daemon.port), ("bacula-sd", 19103));
+    assert_eq!(s.daemon.address.as_deref(), Some("127.0.0.1"));
     let sdd = a.sd.director("bacula-dir").unwrap();
     assert_eq!(sdd.password, st.password);
     let dev = a.sd.device("FileStorage").unwrap();

@@ -86,7 +86,7 @@ impl Daemon for Director {
         let certs = CertStore::build(specs).map_err(|e| format!("{}: {e}", path.display()))?;
         let slots = conf.director.max_console_connections.max(1) as usize;
         let catalog = open_catalog(&conf)?;
-        let jobs = Arc::new(Jobs::new(conf.director.max_concurrent_jobs));
+        let jobs = Arc::new(Jobs::new(conf.director.daemon.max_concurrent_jobs));
         Ok(Director {
             catalog,
             jobs,
@@ -101,7 +101,7 @@ impl Daemon for Director {
 
     fn listen(&self) -> Vec<SocketAddr> {
         let mut out = Vec::new();
-        for (host, port) in self.conf.director.listen() {
+        for (host, port) in self.conf.director.daemon.listen() {
             match daemon::socket_addrs(host.as_deref(), port) {
                 Ok(a) => out.extend(a),
                 Err(e) => warn!("{e}"),
@@ -111,7 +111,7 @@ impl Daemon for Director {
     }
 
     fn pid_directory(&self) -> Option<PathBuf> {
-        self.conf.director.pid_directory.clone()
+        self.conf.director.daemon.pid_directory.clone()
     }
 
     fn certs(&self) -> &CertStore {
@@ -547,7 +547,7 @@ impl Director {
                 " Jobs: run={}, running={} max=%{} consoles={}/{}\n",
                 self.jobs.run_count(),
                 self.jobs.running().len(),
-                self.conf.director.max_concurrent_jobs,
+                self.conf.director.daemon.max_concurrent_jobs,
                 self.links.count("Console"),
                 self.conf.director.max_console_connections
             )
@@ -688,7 +688,7 @@ pub fn version_text() -> String {
 /// Working Directory an in-memory catalog keeps the Director serving
 /// (jobs are then forgotten at exit).
 fn open_catalog(conf: &DirectorConfig) -> Result<CatalogHandle, String> {
-    if let Some(dir) = &conf.director.working_directory {
+    if let Some(dir) = &conf.director.daemon.working_directory {
         let path = dir.join(CATALOG_FILE);
         match CatalogHandle::open(&path) {
             Ok(h) => return Ok(h),

@@ -79,7 +79,7 @@ impl Daemon for FileDaemon {
 
     fn listen(&self) -> Vec<SocketAddr> {
         let mut out = Vec::new();
-        for (host, port) in self.conf.file_daemon.listen() {
+        for (host, port) in self.conf.file_daemon.daemon.listen() {
             match daemon::socket_addrs(host.as_deref(), port) {
                 Ok(a) => out.extend(a),
                 Err(e) => warn!("{e}"),
@@ -89,7 +89,7 @@ impl Daemon for FileDaemon {
     }
 
     fn pid_directory(&self) -> Option<PathBuf> {
-        self.conf.file_daemon.pid_directory.clone()
+        self.conf.file_daemon.daemon.pid_directory.clone()
     }
 
     fn certs(&self) -> &CertStore {
@@ -533,7 +533,7 @@ impl FileDaemon {
                 Ok((mut sock, peer)) => {
                     // The SD's "3000 OK Hello N" with N >= 1 allows LZ4 towards it.
                     let version = peer.established.peer_version.unwrap_or(0);
-                    let compress = fdr.comm_compression && version >= 1;
+                    let compress = fdr.daemon.comm_compression && version >= 1;
                     sock.set_compression(compress);
                     // File data in both directions, TLS kept to the end.
                     sock.tune_for_bulk();

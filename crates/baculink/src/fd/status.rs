@@ -91,7 +91,7 @@ pub fn status_lines(fd: &FileDaemon) -> Vec<String> {
             " Sizes: debug={} trace={} maxjobs={} bwlimit=0kB/s\n",
             fd.debug_level.load(Ordering::Relaxed),
             fd.trace.load(Ordering::Relaxed),
-            fd.conf.file_daemon.max_concurrent_jobs
+            fd.conf.file_daemon.daemon.max_concurrent_jobs
         ),
         "\nRunning Jobs:\n".into(),
     ];

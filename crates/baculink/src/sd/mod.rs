@@ -157,7 +157,7 @@ impl Daemon for StorageDaemon {
 
     fn listen(&self) -> Vec<SocketAddr> {
         let mut out = Vec::new();
-        for (host, port) in self.conf.storage.listen() {
+        for (host, port) in self.conf.storage.daemon.listen() {
             match daemon::socket_addrs(host.as_deref(), port) {
                 Ok(a) => out.extend(a),
                 Err(e) => warn!("{e}"),
@@ -167,7 +167,7 @@ impl Daemon for StorageDaemon {
     }
 
     fn pid_directory(&self) -> Option<PathBuf> {
-        self.conf.storage.pid_directory.clone()
+        self.conf.storage.daemon.pid_directory.clone()
     }
 
     fn certs(&self) -> &CertStore {
