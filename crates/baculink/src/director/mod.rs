@@ -86,6 +86,9 @@ impl Daemon for Director {
         let certs = CertStore::build(specs).map_err(|e| format!("{}: {e}", path.display()))?;
         let slots = conf.director.max_console_connections.max(1) as usize;
         let catalog = open_catalog(&conf)?;
+        if let Some(w) = unscheduled_warning(&conf) {
+            warn!("{w}");
+        }
         let jobs = Arc::new(Jobs::new(conf.director.daemon.max_concurrent_jobs));
         Ok(Director {
             catalog,
@@ -684,6 +687,25 @@ pub fn version_text() -> String {
     format!("{} (baculink)", env!("CARGO_PKG_VERSION"))
 }
 
+/// Schedules are read (and `status dir` counts them) but this Director
+/// runs no job on them yet: said once at start, rather than letting
+/// scheduled backups silently never happen.
+fn unscheduled_warning(conf: &DirectorConfig) -> Option<String> {
+    let jobs: Vec<String> = conf
+        .jobs
+        .iter()
+        .filter(|j| j.schedule.is_some())
+        .map(|j| format!("\"{}\"", j.name))
+        .collect();
+    (!jobs.is_empty()).then(|| {
+        format!(
+            "Job {} names a Schedule, but baculink's Director does not start jobs on \
+             schedules yet: start them with `run job=NAME yes` (from cron, for example)",
+            jobs.join(", ")
+        )
+    })
+}
+
 /// Opens `baculink-catalog.db` in the Working Directory; without a usable
 /// Working Directory an in-memory catalog keeps the Director serving
 /// (jobs are then forgotten at exit).
@@ -703,4 +725,31 @@ fn open_catalog(conf: &DirectorConfig) -> Result<CatalogHandle, String> {
     Catalog::memory()
         .map(|c| CatalogHandle::spawn(c, PathBuf::from(":memory:")))
         .map_err(|e| format!("cannot create an in-memory catalog: {e}"))
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    fn conf(jobs: &str) -> DirectorConfig {
+        let text = format!(
+            "Director {{ Name = d; Password = p }}\n\
+             Schedule {{ Name = Nightly; Run = Full sun at 23:05 }}\n\
+             Client {{ Name = c; Address = 127.0.0.1; Password = p }}\n\
+             FileSet {{ Name = f; Include {{ File = /data }} }}\n{jobs}"
+        );
+        DirectorConfig::parse_str("t.conf", &text).unwrap().0
+    }
+
+    #[test]
+    fn jobs_on_a_schedule_are_named_in_a_warning() {
+        let c = conf(
+            "Job { Name = A; Type = Backup; Client = c; FileSet = f; Schedule = Nightly }\n\
+             Job { Name = B; Type = Backup; Client = c; FileSet = f }\n",
+        );
+        let w = unscheduled_warning(&c).expect("a warning");
+        assert!(w.starts_with("Job \"A\" names a Schedule"), "{w}");
+        assert!(!w.contains("\"B\""), "{w}");
+        assert!(unscheduled_warning(&conf("")).is_none());
+    }
 }
