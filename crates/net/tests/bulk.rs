@@ -13,11 +13,11 @@ use baculink_proto::negotiate::{Dialect, Mode, Need, Needs};
 use baculink_proto::Secret;
 use tokio::net::TcpListener;
 
-fn local(needs: Needs) -> Local {
+fn local(needs: Needs, authenticate: bool) -> Local {
     Local {
         key: Secret::from_password("bulk-test"),
         needs,
-        authenticate: false,
+        authenticate,
         dialect: Dialect::V13,
         name: "bulk".into(),
     }
@@ -25,6 +25,14 @@ fn local(needs: Needs) -> Local {
 
 /// A logged-in pair (client, server) over loopback, both tuned for bulk.
 async fn pair(needs: Needs) -> (BSock, BSock, Mode) {
+    let (c, s, mode, _) = pair_with(needs, false).await;
+    (c, s, mode)
+}
+
+/// The same; with `authenticate` both sides use TLS for the login only
+/// (TLS Authenticate) and carry on in clear text. Also says whether the
+/// login ran in TLS.
+async fn pair_with(needs: Needs, authenticate: bool) -> (BSock, BSock, Mode, bool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
@@ -42,7 +50,7 @@ async fn pair(needs: Needs) -> (BSock, BSock, Mode) {
         };
         let (sock, _) = baculink_net::accept(BSock::new(tcp), &setup, |_| {
             Some(PeerSetup {
-                local: local(needs),
+                local: local(needs, authenticate),
                 cert: None,
                 psk: None,
                 allowed_cn: vec![],
@@ -60,7 +68,7 @@ async fn pair(needs: Needs) -> (BSock, BSock, Mode) {
                 version: Some(10002),
                 tlspsk: None,
             },
-            local: local(needs),
+            local: local(needs, authenticate),
         },
         cert: None,
         psk: None,
@@ -75,7 +83,7 @@ async fn pair(needs: Needs) -> (BSock, BSock, Mode) {
     let mut server = server.await.unwrap();
     client.tune_for_bulk();
     server.tune_for_bulk();
-    (client, server, peer.mode())
+    (client, server, peer.mode(), peer.login_tls.is_some())
 }
 
 /// Deterministic packets of many sizes (1 byte to 64 KiB), with signals
@@ -120,17 +128,20 @@ async fn recv_all(sock: &mut BSock, ps: &[Packet]) {
     }
 }
 
-async fn both_ways(needs: Needs, expect: Mode) {
+async fn both_ways(needs: Needs, authenticate: bool, expect: Mode) {
     // Lost or reordered bytes would leave a side waiting: fail instead.
-    tokio::time::timeout(Duration::from_secs(120), both_ways_inner(needs, expect))
+    let work = both_ways_inner(needs, authenticate, expect);
+    tokio::time::timeout(Duration::from_secs(120), work)
         .await
         .expect("bulk exchange stalled");
 }
 
-async fn both_ways_inner(needs: Needs, expect: Mode) {
-    let (mut client, mut server, mode) = pair(needs).await;
+async fn both_ways_inner(needs: Needs, authenticate: bool, expect: Mode) {
+    let (mut client, mut server, mode, login_tls) = pair_with(needs, authenticate).await;
     assert_eq!(mode, expect);
-    assert_eq!(client.is_tls(), expect != Mode::Clear);
+    let tls_kept = expect != Mode::Clear;
+    assert_eq!((client.is_tls(), server.is_tls()), (tls_kept, tls_kept));
+    assert_eq!(login_tls, tls_kept || authenticate);
     let up = packets(7, 24 << 20);
     let down = packets(11, 8 << 20);
     let (up2, down2) = (up.clone(), down.clone());
@@ -149,12 +160,19 @@ async fn both_ways_inner(needs: Needs, expect: Mode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fed_packets_arrive_whole_and_in_order_in_psk() {
-    both_ways(Needs::new(Need::None, Need::Required), Mode::Psk).await;
+    both_ways(Needs::new(Need::None, Need::Required), false, Mode::Psk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_tls_authenticate_fed_packets_go_in_clear_and_arrive_whole() {
+    // TLS is dropped after the login: tune_for_bulk must leave the clear
+    // socket as it is, and no byte may stay behind in the dropped session.
+    both_ways(Needs::new(Need::None, Need::Required), true, Mode::Clear).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fed_packets_arrive_whole_and_in_order_in_clear() {
-    both_ways(Needs::NONE, Mode::Clear).await;
+    both_ways(Needs::NONE, false, Mode::Clear).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
