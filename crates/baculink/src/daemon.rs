@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use baculink_conf::tls::TlsRole;
 use baculink_conf::TlsSettings;
-use baculink_net::Peer;
+use baculink_net::{BSock, NetError, Peer};
 use baculink_proto::negotiate::{Dialect, Mode};
 use baculink_tls::{CertContext, SessionFacts};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::cli::DaemonFlags;
@@ -397,6 +398,38 @@ impl Links {
         }
         out.push("====\n".into());
         out
+    }
+}
+
+/// What [`next_or_flush`] got.
+pub enum Next<T> {
+    /// An item the worker queued.
+    Item(T),
+    /// The worker is done (the channel is closed and empty).
+    Closed,
+    /// The job was canceled while nothing was queued.
+    Canceled,
+}
+
+/// The next item a worker thread queued for a data connection that is fed
+/// with [`BSock::feed`]. When nothing is queued, what was fed goes out
+/// first: the peer must not wait on our buffer while we wait on the worker.
+/// `canceled` resolves when the job is canceled.
+pub async fn next_or_flush<T>(
+    rx: &mut mpsc::Receiver<T>,
+    sock: &mut BSock,
+    canceled: impl Future,
+) -> Result<Next<T>, NetError> {
+    match rx.try_recv() {
+        Ok(item) => return Ok(Next::Item(item)),
+        Err(mpsc::error::TryRecvError::Disconnected) => return Ok(Next::Closed),
+        Err(mpsc::error::TryRecvError::Empty) => {}
+    }
+    sock.flush().await?;
+    tokio::select! {
+        biased;
+        _ = canceled => Ok(Next::Canceled),
+        item = rx.recv() => Ok(item.map_or(Next::Closed, Next::Item)),
     }
 }
 

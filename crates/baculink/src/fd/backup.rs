@@ -26,6 +26,7 @@ use tracing::debug;
 
 use super::fileset::{Decision, FileSet, Options};
 use super::job::{JobHandle, MsgType, Reporter};
+use crate::daemon::{next_or_flush, Next};
 
 /// File data packet size: Bacula's default network buffer (§1.1).
 pub const CHUNK: usize = 64 * 1024;
@@ -760,21 +761,12 @@ pub async fn stream_to_sd(
             if handle.is_canceled() {
                 return Err(StreamError::Canceled);
             }
-            // Packets are fed back to back and written in large pieces; what
-            // was fed goes out before waiting for the reader.
-            let item = match rx.try_recv() {
-                Ok(item) => Some(item),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    sd.flush().await?;
-                    tokio::select! {
-                        biased;
-                        _ = handle.canceled() => return Err(StreamError::Canceled),
-                        item = rx.recv() => item,
-                    }
-                }
+            // Packets are fed back to back and written in large pieces.
+            let item = match next_or_flush(&mut rx, sd, handle.canceled()).await? {
+                Next::Item(item) => item,
+                Next::Closed => break,
+                Next::Canceled => return Err(StreamError::Canceled),
             };
-            let Some(item) = item else { break };
             match item {
                 Out::Small(v) => {
                     // A stream header or record: the next data is new.

@@ -32,6 +32,7 @@ use super::volume::{
     volume_path, Record, VolumeError, VolumeLabel, VolumeReader, VolumeWriter, EOS_LABEL, SOS_LABEL,
 };
 use super::StorageDaemon;
+use crate::daemon::{next_or_flush, Next};
 
 /// Records queued between the socket task and the volume thread (each at
 /// most one network packet, so at most a few MiB in flight).
@@ -890,26 +891,16 @@ impl StorageDaemon {
         let mut cancel = job.cancel_watch();
         let mut last_attr_fi = None;
         let result: Result<(), JobError> = loop {
-            // Records are fed back to back and go out in large writes; what
-            // was fed is flushed before waiting for the volume reader.
-            let item = match rx.try_recv() {
-                Ok(i) if !*cancel.borrow() => Some(i),
-                Ok(_) => break Err(JobError::Canceled),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if let Err(e) = sock.flush().await {
-                        break Err(e.into());
-                    }
-                    tokio::select! {
-                        i = rx.recv() => i,
-                        _ = cancel.wait_for(|c| *c) => break Err(JobError::Canceled),
-                    }
-                }
-            };
-            let rec = match item {
-                None => break Ok(()),
-                Some(Ok(r)) => r,
-                Some(Err(e)) => break Err(e.into()),
+            if *cancel.borrow() {
+                break Err(JobError::Canceled);
+            }
+            // Records are fed back to back and go out in large writes.
+            let rec = match next_or_flush(&mut rx, sock, cancel.wait_for(|c| *c)).await {
+                Ok(Next::Item(Ok(r))) => r,
+                Ok(Next::Item(Err(e))) => break Err(e.into()),
+                Ok(Next::Closed) => break Ok(()),
+                Ok(Next::Canceled) => break Err(JobError::Canceled),
+                Err(e) => break Err(e.into()),
             };
             let hdr = RecHdr {
                 vol_session_id: rec.vol_session_id,
