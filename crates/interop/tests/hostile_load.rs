@@ -18,8 +18,13 @@ use baculink_proto::Secret;
 const CONNECTIONS: usize = 1000;
 const LOAD_SECONDS: u64 = 12;
 
+/// The two tests each drive a Director hard; side by side, one test's load
+/// slowed the other's timed console login (a 1.16 s worst case was seen).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn console_gets_in_under_hostile_load() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_peers("openssl") {
         return;
     }
@@ -156,6 +161,7 @@ fn console_gets_in_under_hostile_load() {
 /// for their login timeout, and other addresses are not affected.
 #[test]
 fn per_address_limit_on_unauthenticated_connections() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !require_peers("openssl") {
         return;
     }
