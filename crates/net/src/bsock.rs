@@ -15,6 +15,13 @@ use crate::stream::{Raw, Stream};
 /// Packets fed with [`BSock::feed`] are written out once this many bytes are queued.
 pub const FEED_LIMIT: usize = 256 * 1024;
 
+/// From this many bytes left in a packet, [`BSock::recv`] reads only up to
+/// the packet's end (plus the next header).
+const LARGE_PACKET: usize = 4096;
+
+/// The plaintext of a full TLS record (OpenSSL's default fragment size).
+const TLS_RECORD: usize = 16 * 1024;
+
 /// A framed Bacula connection. Owns its stream: the only writer.
 #[derive(Debug)]
 pub struct BSock {
@@ -132,12 +139,22 @@ impl BSock {
             // Room for the rest of the current packet in one go (a 64 KiB
             // data packet should not grow the buffer piecemeal).
             // An idle connection waiting for a header holds only 4 KiB.
-            let wanted = self.decoder.bytes_wanted().max(4096);
+            let rest = self.decoder.bytes_wanted();
+            // Inside a large packet, read no further than its end and the
+            // next header: bytes past that would be copied again when the
+            // buffer grows for the next packet. Small packets are read as
+            // many at a time as have arrived.
+            let limit = if rest >= LARGE_PACKET {
+                rest + 4
+            } else {
+                usize::MAX
+            };
+            let wanted = rest.max(4096).min(limit);
             let buf = self.decoder.buffer_mut();
             if buf.capacity() - buf.len() < wanted {
                 buf.reserve(wanted);
             }
-            let n = match self.stream.read_buf(buf).await {
+            let n = match (&mut self.stream).take(limit as u64).read_buf(buf).await {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                 Err(e) => return Err(self.io(e)),
@@ -179,11 +196,46 @@ impl BSock {
     /// fewer wake-ups of the peer on a bulk stream). [`BSock::flush`] (or
     /// [`BSock::send`]) must follow before waiting for the peer.
     pub async fn feed(&mut self, packet: &Packet) -> Result<(), NetError> {
+        if let Packet::Data(p) = packet {
+            if !self.compress && p.len() >= 2 * TLS_RECORD && self.is_tls() {
+                return self.feed_large_tls(p).await;
+            }
+        }
         self.last_compressed =
             frame::encode(packet, self.compress, &mut self.wbuf).map_err(|e| NetError::Frame {
                 peer: self.peer.clone(),
                 source: e,
             })?;
+        if self.wbuf.len() >= FEED_LIMIT {
+            self.write_pending().await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds a large uncompressed data packet under TLS. OpenSSL copies
+    /// what it encrypts into its own record buffer, so whole records go to
+    /// it straight from the payload; only the bytes that complete the
+    /// record in progress, and the tail that starts the next one, are
+    /// copied into our buffer (about a quarter of a 64 KiB packet, instead
+    /// of all of it).
+    async fn feed_large_tls(&mut self, p: &[u8]) -> Result<(), NetError> {
+        frame::encode_data_header(p.len(), &mut self.wbuf).map_err(|e| NetError::Frame {
+            peer: self.peer.clone(),
+            source: e,
+        })?;
+        self.last_compressed = false;
+        let head = ((TLS_RECORD - self.wbuf.len() % TLS_RECORD) % TLS_RECORD).min(p.len());
+        self.wbuf.extend_from_slice(&p[..head]);
+        let rest = &p[head..];
+        let whole = rest.len() / TLS_RECORD * TLS_RECORD;
+        if whole > 0 {
+            // Our buffer now ends on a record boundary.
+            self.write_pending().await?;
+            if let Err(e) = self.stream.write_all(&rest[..whole]).await {
+                return Err(self.io(e));
+            }
+        }
+        self.wbuf.extend_from_slice(&rest[whole..]);
         if self.wbuf.len() >= FEED_LIMIT {
             self.write_pending().await?;
         }

@@ -350,14 +350,22 @@ pub fn encode_data(payload: &[u8], compress: bool, out: &mut BytesMut) -> Result
             return Ok(true);
         }
     }
-    if payload.len() > MAX_RECV_PAYLOAD {
-        // Bacula peers refuse more than 1000000 bytes on receive.
-        return Err(FrameError::SendTooBig(payload.len()));
-    }
     out.reserve(4 + payload.len());
-    out.put_u32(payload.len() as u32);
+    encode_data_header(payload.len(), out)?;
     out.extend_from_slice(payload);
     Ok(false)
+}
+
+/// Appends only the header of an uncompressed data packet of `len` bytes;
+/// the payload must follow on the wire (a sender that writes the payload
+/// from its own buffer).
+pub fn encode_data_header(len: usize, out: &mut BytesMut) -> Result<(), FrameError> {
+    if len > MAX_RECV_PAYLOAD {
+        // Bacula peers refuse more than 1000000 bytes on receive.
+        return Err(FrameError::SendTooBig(len));
+    }
+    out.put_u32(len as u32);
+    Ok(())
 }
 
 /// Appends the wire form of any packet; returns whether it was compressed.
