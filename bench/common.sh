@@ -4,9 +4,14 @@
 set -euo pipefail
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 INTEROP=$BENCH_ROOT/../shared/interop
-(cd "$BENCH_ROOT" && cargo build --release -q -p baculink -p baculink-interop --bin baculink --bin baculink-bench)
+# FEATURES=vendored-openssl benches the build with OpenSSL compiled in
+# (the system's shared OpenSSL otherwise); the output's first line says which.
+(cd "$BENCH_ROOT" && cargo build --release -q -p baculink -p baculink-interop \
+  ${FEATURES:+--features "$FEATURES"} --bin baculink --bin baculink-bench)
 BACULINK=$BENCH_ROOT/target/release/baculink
 BENCH=$BENCH_ROOT/target/release/baculink-bench
+echo "Built: $("$BACULINK" --version)"
+echo
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/baculink-bench.XXXXXX")
 PIDS=()
 cleanup() {

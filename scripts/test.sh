@@ -28,6 +28,23 @@ command -v openssl >/dev/null || { echo "scripts/test.sh: openssl is not install
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
+# The build with OpenSSL compiled in (feature vendored-openssl) against the
+# real peers of the TLS layer: openssl s_server/s_client, Bacula 9.6, the
+# policy directives and FIPS. VENDORED=0 leaves it out.
+if [ "${VENDORED:-1}" = 1 ]; then
+  vendored=(--features vendored-openssl)
+  if ! { cargo build -p baculink -p baculink-interop "${vendored[@]}" --bins &&
+    cargo test --no-fail-fast -p baculink-tls -p baculink-net "${vendored[@]}" &&
+    cargo test --no-fail-fast -p baculink-interop "${vendored[@]}" \
+      --test policy_directives --test policy_refusals --test fips --test console_real_director \
+      --test probe_real_bacula --test fd_real_director --test ours_together; } 2>&1 |
+    tee target/test-output-vendored.txt; then
+    status=1
+  fi
+  cat target/test-output-vendored.txt >> target/test-output.txt
+  # The interop tests run target/debug/baculink: put the default build back.
+  cargo build --workspace --bins
+fi
 # Fuzzing smoke run: every cargo-fuzz target for a few seconds.
 if ! bash fuzz/run.sh "${FUZZ_SECONDS:-5}"; then
   echo "scripts/test.sh: a fuzz target crashed (see fuzz/artifacts)" >&2

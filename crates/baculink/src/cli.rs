@@ -7,10 +7,23 @@ use clap::{Args, Parser, Subcommand};
 
 /// Bacula-compatible daemons and tools over Bacula TLS.
 #[derive(Debug, Parser)]
-#[command(name = "baculink", version, about)]
+#[command(name = "baculink", version, long_version = long_version(), about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--version`: ours and the OpenSSL we run on (the system's, or the one
+/// built in with the `vendored-openssl` feature).
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            baculink_tls::openssl_version()
+        )
+    })
 }
 
 /// Flags every daemon takes, as Bacula's daemons do.

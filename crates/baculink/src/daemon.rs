@@ -78,7 +78,11 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
     for addr in daemon.listen() {
         match TcpListener::bind(addr).await {
             Ok(l) => {
-                info!("{} listening on {addr}", D::KIND);
+                info!(
+                    "{} listening on {addr} ({})",
+                    D::KIND,
+                    baculink_tls::openssl_version()
+                );
                 listeners.push(l);
             }
             Err(e) => {

@@ -50,6 +50,13 @@ pub use tokio_openssl::SslStream;
 
 use openssl::ssl::{ErrorCode, SslCipherRef, SslContextRef};
 
+/// The OpenSSL this process runs on, e.g. "OpenSSL 3.0.19 27 Jan 2026": the
+/// system's shared library, or the static one of the `vendored-openssl`
+/// feature. Speed and key exchange depend on it, so logs and benches say it.
+pub fn openssl_version() -> &'static str {
+    openssl::version::version()
+}
+
 /// A failed handshake that is neither a verification nor a PSK-key problem.
 pub(crate) fn handshake_error(e: openssl::ssl::Error) -> TlsError {
     if let Some(stack) = e.ssl_error() {

@@ -317,8 +317,9 @@ async fn bulk(psk: bool, mib: usize) {
     let cpu = cpu_seconds() - cpu0;
     let got = server.join().expect("server");
     println!(
-        "bulk mode={} suite=\"{facts}\" bytes={got} seconds={secs:.3} MB_per_s={:.0} cpu_s_per_GB={:.3}",
+        "bulk mode={} suite=\"{facts}\" openssl=\"{}\" bytes={got} seconds={secs:.3} MB_per_s={:.0} cpu_s_per_GB={:.3}",
         peer.mode(),
+        baculink_tls::openssl_version(),
         got as f64 / secs / 1e6,
         cpu / (got as f64 / 1e9)
     );

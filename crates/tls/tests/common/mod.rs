@@ -122,8 +122,25 @@ impl Peer {
     }
 
     /// Starts `openssl s_server` on a free port and waits until it listens.
+    /// The port comes from [`free_port`], so another test's outgoing
+    /// connection can take it before s_server binds it: then s_server exits
+    /// at once, and a new port is tried.
     pub async fn s_server(extra: &[&str]) -> (Peer, u16) {
+        for _ in 0..4 {
+            let port = free_port();
+            let mut p = Peer::spawn(&Self::s_server_args(port, extra));
+            if p.try_wait_line(|l| l.contains("ACCEPT")).await.is_some() {
+                return (p, port);
+            }
+        }
         let port = free_port();
+        let mut p = Peer::spawn(&Self::s_server_args(port, extra));
+        p.wait_line("s_server listening", |l| l.contains("ACCEPT"))
+            .await;
+        (p, port)
+    }
+
+    fn s_server_args(port: u16, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "s_server".into(),
             "-accept".into(),
@@ -132,10 +149,7 @@ impl Peer {
             "1".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut p = Peer::spawn(&args);
-        p.wait_line("s_server listening", |l| l.contains("ACCEPT"))
-            .await;
-        (p, port)
+        args
     }
 
     /// Starts `openssl s_client` against our port.
@@ -152,7 +166,17 @@ impl Peer {
 
     /// Waits for a stdout line satisfying `f`.
     pub async fn wait_line(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let log = self.log.clone();
+        match self.try_wait_line(f).await {
+            Some(l) => l,
+            None => panic!(
+                "openssl peer: no line for {what}; its output:\n{}",
+                self.log.lock().unwrap()
+            ),
+        }
+    }
+
+    /// The same; `None` if the peer ends or [`WAIT`] passes first.
+    async fn try_wait_line(&mut self, f: impl Fn(&str) -> bool) -> Option<String> {
         let fut = async {
             while let Some(l) = self.lines.recv().await {
                 if f(&l) {
@@ -161,13 +185,7 @@ impl Peer {
             }
             None
         };
-        match tokio::time::timeout(WAIT, fut).await {
-            Ok(Some(l)) => l,
-            _ => panic!(
-                "openssl peer: no line for {what}; its output:\n{}",
-                log.lock().unwrap()
-            ),
-        }
+        tokio::time::timeout(WAIT, fut).await.ok().flatten()
     }
 
     /// Writes to the peer's stdin.
