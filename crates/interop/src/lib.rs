@@ -412,6 +412,23 @@ pub fn director_configs(
     (conf, con)
 }
 
+/// Writes the main job's configs into `d` with `baculink demo --configs-only
+/// --big-mib BIG_MIB --dir D`, plus `mode` (e.g. `--clear`, `--certs`); the
+/// sample data goes to `d/data`.
+pub fn demo_configs(d: &Path, mode: &[&str], big_mib: &str) {
+    let out = Command::new(baculink_bin())
+        .args(["demo", "--configs-only", "--big-mib", big_mib, "--dir"])
+        .arg(d)
+        .args(mode)
+        .output()
+        .expect("run baculink demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The number in the first `Key = N` directive of a config file (e.g. the
 /// `DIRport` of a generated bacula-dir.conf).
 pub fn config_port(conf: &Path, key: &str) -> u16 {

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use baculink_interop::{
-    baculink_bin, config_port, contains_bytes, our_console, require_peers, OurDaemon,
+    baculink_bin, config_port, contains_bytes, demo_configs, our_console, require_peers, OurDaemon,
     RecordingProxy,
 };
 
@@ -29,19 +29,7 @@ fn job_id(out: &str) -> u64 {
 
 /// Writes the demo's configs for `mode` into `d` (data in `d/data`).
 fn configs(d: &Path, mode: &[&str], big_mib: &str) -> PathBuf {
-    let mut args = vec!["demo", "--configs-only", "--big-mib", big_mib, "--dir"];
-    args.extend_from_slice(mode);
-    let out = Command::new(baculink_bin())
-        .args(&args[..5])
-        .arg(d)
-        .args(&args[5..])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo_configs(d, mode, big_mib);
     d.to_path_buf()
 }
 

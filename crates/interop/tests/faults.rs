@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baculink_interop::hostile::fd_count;
-use baculink_interop::{baculink_bin, config_port, free_port, require_peers, OurDaemon};
+use baculink_interop::{
+    baculink_bin, config_port, demo_configs, free_port, require_peers, OurDaemon,
+};
 use baculink_net::BSock;
 use baculink_proto::cram;
 use baculink_proto::frame::{self, Decoder, Packet, Signal};
@@ -109,23 +111,7 @@ fn fd_and_sd_survive_hang_ups_at_every_login_step() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = std::process::Command::new(baculink_bin())
-        .args([
-            "demo",
-            "--configs-only",
-            "--clear",
-            "--big-mib",
-            "0",
-            "--dir",
-        ])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo_configs(d, &["--clear"], "0");
     let (fc, sc) = (d.join("bacula-fd.conf"), d.join("bacula-sd.conf"));
     let (fp, sp) = (config_port(&fc, "FDport"), config_port(&sc, "SDPort"));
     let fd = OurDaemon::start_with("fd", &fc, fp, d, &["--auth-timeout", "5"]);
