@@ -126,30 +126,29 @@ impl Peer {
     /// connection can take it before s_server binds it: then s_server exits
     /// at once, and a new port is tried.
     pub async fn s_server(extra: &[&str]) -> (Peer, u16) {
-        for _ in 0..4 {
+        const TRIES: usize = 5;
+        for attempt in 1..=TRIES {
             let port = free_port();
-            let mut p = Peer::spawn(&Self::s_server_args(port, extra));
-            if p.try_wait_line(|l| l.contains("ACCEPT")).await.is_some() {
-                return (p, port);
+            let mut args: Vec<String> = vec![
+                "s_server".into(),
+                "-accept".into(),
+                format!("127.0.0.1:{port}"),
+                "-naccept".into(),
+                "1".into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let mut p = Peer::spawn(&args);
+            if attempt < TRIES {
+                if p.try_wait_line(|l| l.contains("ACCEPT")).await.is_some() {
+                    return (p, port);
+                }
+                continue;
             }
+            p.wait_line("s_server listening", |l| l.contains("ACCEPT"))
+                .await;
+            return (p, port);
         }
-        let port = free_port();
-        let mut p = Peer::spawn(&Self::s_server_args(port, extra));
-        p.wait_line("s_server listening", |l| l.contains("ACCEPT"))
-            .await;
-        (p, port)
-    }
-
-    fn s_server_args(port: u16, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "s_server".into(),
-            "-accept".into(),
-            format!("127.0.0.1:{port}"),
-            "-naccept".into(),
-            "1".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+        unreachable!("the last try returns or panics")
     }
 
     /// Starts `openssl s_client` against our port.
