@@ -48,6 +48,25 @@ pub trait Daemon: Send + Sync + Sized + 'static {
         -> impl Future<Output = ()> + Send;
 }
 
+/// Connections the kernel queues for a listener before `accept`. tokio's
+/// default (1024) overflowed under the hostile-load test's churn of several
+/// thousand connections a second: the kernel then drops SYNs, and a
+/// legitimate client waits a second for its retransmission. The kernel caps
+/// it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a daemon's listening socket (SO_REUSEADDR, as `TcpListener::bind`).
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Runs a daemon with Bacula's flags until SIGTERM / SIGINT.
 pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
     let timeout = flags
@@ -76,7 +95,7 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
     }
     let mut listeners = Vec::new();
     for addr in daemon.listen() {
-        match TcpListener::bind(addr).await {
+        match bind_listener(addr) {
             Ok(l) => {
                 info!(
                     "{} listening on {addr} ({})",
