@@ -175,6 +175,7 @@ fn report(args: &ProbeArgs, target: &Target, peer: &Peer, reply: Option<&str>) {
             "final_line": est.final_line.as_deref().map(str::trim_end),
             "tls_version": facts.map(|f| f.version.clone()),
             "cipher": facts.map(|f| f.cipher.clone()),
+            "group": facts.and_then(|f| f.group.clone()),
             "peer_subject": facts.and_then(|f| f.peer_subject.clone()),
             "peer_not_after": facts.and_then(|f| f.peer_not_after.clone()),
             "peer_days_left": facts.and_then(|f| f.peer_days_left),
@@ -197,6 +198,9 @@ fn report(args: &ProbeArgs, target: &Target, peer: &Peer, reply: Option<&str>) {
     }
     if let Some(f) = facts {
         println!("  TLS:         {} {}", f.version, f.cipher);
+        if let Some(g) = &f.group {
+            println!("  key group:   {g}");
+        }
         if let Some(s) = &f.peer_subject {
             println!("  peer cert:   {s}");
         }

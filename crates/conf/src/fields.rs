@@ -32,6 +32,7 @@ pub(crate) const TLS_KEYS: &[&str] = &[
     "tlsprotocol",
     "tlscipherlist",
     "tlsciphersuites",
+    "tlsgroups",
     "tlscertificaterevocationlist",
     "tlskeypassphrasefile",
 ];
@@ -239,6 +240,7 @@ impl<'a> Reader<'a> {
             protocol: self.tls_protocol()?,
             cipher_list: self.tls_cipher_list()?,
             cipher_suites: None,
+            groups: self.tls_groups()?,
             crl_file: self.path(&["tlscertificaterevocationlist"])?,
             key_passphrase_file: self.path(&["tlskeypassphrasefile"])?,
             fips_require: self.bool(&[FIPS_KEY], d.fips_require)?,
@@ -273,6 +275,35 @@ impl<'a> Reader<'a> {
             ));
         }
         Ok(Some(v.to_string()))
+    }
+
+    /// `TLS Groups`: an OpenSSL groups list such as `X25519:secp256r1` (which
+    /// names the library knows is checked when the TLS context is built).
+    fn tls_groups(&self) -> Result<Option<String>, ConfigError> {
+        let Some(d) = self.single(&["tlsgroups"])? else {
+            return Ok(None);
+        };
+        // Group names have no spaces: any around the separators are dropped.
+        let v: String = Self::text_of(d)?
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let bad = |m: String| Err(ConfigError::value(&d.at, &d.keyword, m));
+        if v.split([':', '/']).all(str::is_empty) {
+            return bad("expected key exchange groups, e.g. \"X25519:secp256r1\"".into());
+        }
+        // OpenSSL's syntax: names joined by ':' (and, from 3.5, '/' between
+        // preference tuples), each perhaps prefixed by '?', '*' or '-'.
+        if let Some(c) = v
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "_-:/*?".contains(*c)))
+        {
+            return bad(format!(
+                "\"{v}\" has '{c}', which no group list has: give group names joined by ':', \
+                 e.g. \"X25519:secp256r1\""
+            ));
+        }
+        Ok(Some(v))
     }
 
     /// `TLS Cipher Suites`, and the rules that need the other directives:

@@ -51,6 +51,11 @@ pub struct TlsSettings {
     /// `TLS Cipher Suites` (baculink only): TLS 1.3 suites, `:`-separated.
     /// PSK contexts use only its SHA-256 suites (protocol.md §7).
     pub cipher_suites: Option<String>,
+    /// `TLS Groups` (baculink only): the key exchange groups, in OpenSSL's
+    /// groups-list syntax, for certificate and PSK sessions alike; `None` =
+    /// the library's default (with OpenSSL 3.5 and newer, the post-quantum
+    /// hybrid X25519MLKEM768 first).
+    pub groups: Option<String>,
     /// `TLS Certificate Revocation List` (baculink only): PEM CRL file; peer
     /// certificates it revokes are refused.
     pub crl_file: Option<PathBuf>,
@@ -212,6 +217,7 @@ impl Default for TlsSettings {
             protocol: TlsProtocol::default(),
             cipher_list: None,
             cipher_suites: None,
+            groups: None,
             crl_file: None,
             key_passphrase_file: None,
             fips_require: false,

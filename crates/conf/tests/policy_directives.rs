@@ -175,6 +175,7 @@ fn defaults_are_unchanged_behaviour() {
         assert_eq!(t.protocol.max, None);
         assert_eq!(t.cipher_list, None);
         assert_eq!(t.cipher_suites, None);
+        assert_eq!(t.groups, None);
         assert_eq!(t.crl_file, None);
         assert_eq!(t.key_passphrase_file, None);
         assert!(!t.fips_require);
@@ -186,6 +187,7 @@ fn every_directive_parses_in_every_tls_resource() {
     let all = "TLS Protocol = \"TLSv1.2-TLSv1.3\"\n\
                TLS Cipher List = \"ECDHE+AESGCM:!aNULL\"\n\
                TLS Cipher Suites = \"TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\"\n\
+               TLS Groups = \"X25519:secp384r1\"\n\
                TLS CA Certificate File = /etc/ca.pem\n\
                TLS Certificate Revocation List = /etc/ca.crl\n\
                TLS Certificate = /etc/c.pem\n\
@@ -207,6 +209,7 @@ fn every_directive_parses_in_every_tls_resource() {
             t.cipher_suites.as_deref(),
             Some("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256")
         );
+        assert_eq!(t.groups.as_deref(), Some("X25519:secp384r1"));
         assert_eq!(t.crl_file, Some(PathBuf::from("/etc/ca.crl")));
         assert_eq!(t.key_passphrase_file, Some(PathBuf::from("/etc/c.pass")));
         // Keywords ignore case and spaces, as every Bacula keyword does.
@@ -365,6 +368,40 @@ fn cipher_list_and_suites_values() {
         assert_eq!(
             t.cipher_suites.as_deref(),
             Some("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384")
+        );
+    }
+}
+
+#[test]
+fn groups_values() {
+    for c in CASES {
+        for empty in ["\"\"", "\" : \""] {
+            let e = load(c, &format!("TLS Groups = {empty}")).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "{}:2: directive \"TLS Groups\": expected key exchange groups, e.g. \"X25519:secp256r1\"",
+                    file_name(c.file)
+                ),
+                "{}",
+                what(c)
+            );
+        }
+        let e = load(c, "TLS Groups = \"X25519,secp256r1\"").unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "{}:2: directive \"TLS Groups\": \"X25519,secp256r1\" has ','",
+                file_name(c.file)
+            )),
+            "{e}"
+        );
+        // Spaces around the separators are dropped; OpenSSL 3.5's tuple syntax passes.
+        let t = load(c, "TLS Groups = \" X25519 : secp256r1 \"").unwrap();
+        assert_eq!(t.groups.as_deref(), Some("X25519:secp256r1"));
+        let t = load(c, "tlsgroups = \"?*X25519MLKEM768 / *X25519:-ffdhe2048\"").unwrap();
+        assert_eq!(
+            t.groups.as_deref(),
+            Some("?*X25519MLKEM768/*X25519:-ffdhe2048")
         );
     }
 }

@@ -30,6 +30,22 @@ fn psk_cipher_suites_directive_is_used() {
 }
 
 #[test]
+fn psk_groups_directive_is_used() {
+    if !require_peers("openssl") {
+        return;
+    }
+    let (_d, daemon, con) = director_with("  TLS Groups = \"secp384r1:X448\"\n", "");
+    let run = probe(&con, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, daemon.log_text());
+    assert_eq!(run.json["mode"], "psk");
+    assert_eq!(run.json["group"], "secp384r1");
+    // The console's side of the directive: no group in common is refused.
+    let (_d, _daemon, con) = director_with("  TLS Groups = secp384r1\n", "  TLS Groups = X25519\n");
+    let run = probe(&con, &[]);
+    assert_ne!(run.code, 0, "no common group, yet logged in: {}", run.json);
+}
+
+#[test]
 fn psk_protocol_max_tls12_negotiates_tls12() {
     if !require_peers("openssl") {
         return;

@@ -238,7 +238,7 @@ impl CertContext {
         let server = match cert_key {
             Some((cert, key)) => {
                 let mut b = base_builder()?;
-                policy::apply_protocol(&mut b, &s.protocol)?;
+                policy::apply_protocol_and_groups(&mut b, &s.protocol, s.groups.as_deref())?;
                 policy::apply_cert_ciphers(&mut b, s)?;
                 server_options(&mut b)?;
                 load_cert_and_key(&mut b, cert, key, s.key_passphrase_file.as_deref())?;
@@ -273,7 +273,7 @@ impl CertContext {
 
         let client = if has_ca(s) {
             let mut b = base_builder()?;
-            policy::apply_protocol(&mut b, &s.protocol)?;
+            policy::apply_protocol_and_groups(&mut b, &s.protocol, s.groups.as_deref())?;
             policy::apply_cert_ciphers(&mut b, s)?;
             load_ca(&mut b, s)?;
             if let Some(crl) = &s.crl_file {

@@ -39,8 +39,13 @@ pub(crate) fn ssl_version(v: TlsVersion) -> SslVersion {
     }
 }
 
-/// `TLS Protocol`: sets the context's minimum and maximum version.
-pub(crate) fn apply_protocol(b: &mut SslContextBuilder, p: &TlsProtocol) -> Result<(), TlsError> {
+/// `TLS Protocol` (the context's minimum and maximum version) and `TLS Groups`
+/// (its key exchange groups; OpenSSL's default when unset).
+pub(crate) fn apply_protocol_and_groups(
+    b: &mut SslContextBuilder,
+    p: &TlsProtocol,
+    groups: Option<&str>,
+) -> Result<(), TlsError> {
     let fail = |e: ErrorStack| {
         TlsError::policy(
             "TLS Protocol",
@@ -51,6 +56,18 @@ pub(crate) fn apply_protocol(b: &mut SslContextBuilder, p: &TlsProtocol) -> Resu
         .map_err(fail)?;
     b.set_max_proto_version(p.max.map(ssl_version))
         .map_err(fail)?;
+    if let Some(g) = groups {
+        b.set_groups_list(g).map_err(|e| {
+            TlsError::policy(
+                "TLS Groups",
+                format!(
+                    "OpenSSL refused \"{g}\": {} (names it knows include X25519, secp256r1, \
+                     secp384r1, X448, ffdhe2048; X25519MLKEM768 from OpenSSL 3.5)",
+                    reasons(&e)
+                ),
+            )
+        })?;
+    }
     Ok(())
 }
 

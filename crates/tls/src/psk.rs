@@ -71,6 +71,8 @@ pub struct PskPolicy {
     pub protocol: TlsProtocol,
     /// TLS 1.3 suites, `:`-separated, SHA-256 ones only; `None` = [`PSK_CIPHERSUITES`].
     pub cipher_suites: Option<String>,
+    /// `TLS Groups`; `None` = OpenSSL's default.
+    pub groups: Option<String>,
 }
 
 impl PskPolicy {
@@ -92,6 +94,7 @@ impl PskPolicy {
         PskPolicy {
             protocol: s.protocol,
             cipher_suites,
+            groups: s.groups.clone(),
         }
     }
 
@@ -151,7 +154,7 @@ impl PskContext {
         let idx = key_index()?;
 
         let mut c = base_builder()?;
-        policy::apply_protocol(&mut c, &p.protocol)?;
+        policy::apply_protocol_and_groups(&mut c, &p.protocol, p.groups.as_deref())?;
         c.set_cipher_list(PSK_CIPHER_LIST)
             .map_err(|e| TlsError::setup("PSK cipher list", e))?;
         psk_suites(&mut c, p)?;
@@ -171,7 +174,7 @@ impl PskContext {
         });
 
         let mut s = base_builder()?;
-        policy::apply_protocol(&mut s, &p.protocol)?;
+        policy::apply_protocol_and_groups(&mut s, &p.protocol, p.groups.as_deref())?;
         s.set_cipher_list(PSK_CIPHER_LIST)
             .map_err(|e| TlsError::setup("PSK cipher list", e))?;
         psk_suites(&mut s, p)?;

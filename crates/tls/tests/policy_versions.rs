@@ -462,3 +462,86 @@ fn psk_contexts_are_cached_per_policy() {
     assert_eq!(b.server().as_ptr(), d.server().as_ptr());
     assert_eq!(set.protocol.min, TlsVersion::Tls13);
 }
+
+// ---- TLS Groups ----
+
+fn with_groups(set: TlsSettings, groups: &str) -> TlsSettings {
+    TlsSettings {
+        groups: Some(groups.into()),
+        ..set
+    }
+}
+
+#[tokio::test]
+async fn groups_decide_the_key_exchange_with_s_client() {
+    require_openssl!();
+    let fx = Fixture::new();
+    // s_client offers its default groups, with an X25519 key share: our server
+    // limited to secp384r1 asks it for that one (HelloRetryRequest).
+    let set = with_groups(server_settings(&fx), "secp384r1");
+    let (res, out) = s_client_to_us(&set, &[]).await;
+    let f = res.unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(f.group.as_deref(), Some("secp384r1"), "{out}");
+    assert!(
+        out.contains("secp384r1"),
+        "s_client saw another group:\n{out}"
+    );
+    // No group in common: refused, with OpenSSL's reason.
+    let (res, out) = s_client_to_us(&set, &["-groups", "X25519"]).await;
+    let e = res.expect_err(&out);
+    assert!(matches!(e, TlsError::Handshake(_)), "{e:?}");
+    assert!(e.to_string().contains("no suitable key share"), "{e}");
+}
+
+#[tokio::test]
+async fn groups_decide_the_key_exchange_with_s_server() {
+    require_openssl!();
+    let fx = Fixture::new();
+    let set = with_groups(fx.settings(None), "secp521r1:X25519");
+    let f = us_to_s_server(&fx, &set, &[]).await.unwrap();
+    assert_eq!(f.group.as_deref(), Some("secp521r1"));
+    // The PSK contexts take the directive too (psk_dhe_ke keeps forward secrecy).
+    let f = psk_to_s_server(&with_groups(TlsSettings::default(), "secp384r1"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.version.as_str(), f.group.as_deref()),
+        ("TLSv1.3", Some("secp384r1"))
+    );
+    let e = psk_to_s_server(
+        &with_groups(TlsSettings::default(), "X448"),
+        &["-groups", "X25519"],
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, TlsError::Handshake(_)), "{e:?}");
+    // Unset: the library's default, still an (EC)DHE group.
+    let f = psk_to_s_server(&TlsSettings::default(), &[]).await.unwrap();
+    assert!(
+        f.group.as_deref().is_some_and(|g| g.contains("25519")),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn unknown_groups_are_refused_at_load() {
+    let fx = Fixture::new();
+    for set in [
+        with_groups(server_settings(&fx), "X25519:brainpool-nope"),
+        with_groups(TlsSettings::default(), "brainpool-nope"),
+    ] {
+        let e = if set.certificate.is_some() {
+            CertContext::new(&set, TlsRole::Server).unwrap_err()
+        } else {
+            PskContext::for_settings(&set).unwrap_err()
+        };
+        match &e {
+            TlsError::Policy { directive, reason } => {
+                assert_eq!(*directive, "TLS Groups");
+                assert!(reason.starts_with("OpenSSL refused \""), "{e}");
+                assert!(reason.contains("X25519, secp256r1"), "{e}");
+            }
+            _ => panic!("{e:?}"),
+        }
+    }
+}
