@@ -8,8 +8,11 @@ INTEROP=$BENCH_ROOT/../shared/interop
 # (the system's shared OpenSSL otherwise); the output's first line says which.
 (cd "$BENCH_ROOT" && cargo build --release -q -p baculink -p baculink-interop \
   ${FEATURES:+--features "$FEATURES"} --bin baculink --bin baculink-bench)
-BACULINK=$BENCH_ROOT/target/release/baculink
-BENCH=$BENCH_ROOT/target/release/baculink-bench
+# CARGO_TARGET_DIR keeps builds apart (e.g. one per FEATURES); relative to the repo.
+TARGET=${CARGO_TARGET_DIR:-target}
+case $TARGET in /*) ;; *) TARGET=$BENCH_ROOT/$TARGET ;; esac
+BACULINK=$TARGET/release/baculink
+BENCH=$TARGET/release/baculink-bench
 echo "Built: $("$BACULINK" --version)"
 echo
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/baculink-bench.XXXXXX")

@@ -7,6 +7,8 @@
 #  - logins per second one director sustains, driven by 2 client processes
 #    (each on one thread, 8 logins at a time): the median of RATE_ROUNDS
 #    rounds of RATE_SECONDS, with every round shown (the machine is shared).
+# TLS_GROUPS="X25519:secp256r1" sets TLS Groups on both ends (the Director
+# resources of bacula-dir.conf and bconsole.conf); the mode column says so.
 # Prints a markdown table. Not a test: numbers depend on the machine.
 . "$(dirname "$0")/common.sh"
 N=${1:-500}
@@ -19,6 +21,13 @@ for mode in psk certs; do
   d="$SCRATCH/$mode"; mkdir -p "$d"
   if [ $mode = certs ]; then our_configs "$d" --certs; else our_configs "$d"; fi
   sed -i 's/^  Messages = Daemon$/  Messages = Daemon\n  Maximum Console Connections = 1000/' "$d/bacula-dir.conf"
+  label=$mode
+  if [ -n "${TLS_GROUPS:-}" ]; then
+    for f in "$d/bacula-dir.conf" "$d/bconsole.conf"; do
+      sed -i "0,/^Director {\$/s//Director {\n  TLS Groups = \"$TLS_GROUPS\"/" "$f"
+    done
+    label="$mode, TLS Groups $TLS_GROUPS"
+  fi
   start_ours dir "$d/bacula-dir.conf"; wait_port "$(port_of "$d/bacula-dir.conf" DIRport)"
   read -r p50 p99 <<<"$("$BENCH" login "$d/bconsole.conf" "$N" | sed -n 's/.*p50=\([0-9.]*\) p99=\([0-9.]*\).*/\1 \2/p')"
   : > "$SCRATCH/proc-$mode.txt"
@@ -36,7 +45,7 @@ for mode in psk certs; do
     cat "$r1" "$r2" | sed -n 's/.*logins_per_s=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s}' >> "$SCRATCH/rates-$mode"
   done
   rate="$(median < "$SCRATCH/rates-$mode") (rounds: $(sort -g "$SCRATCH/rates-$mode" | paste -sd/ -))"
-  rows+=("| baculink console -> baculink dir | $mode | $p50 | $p99 | $proc | $rate |")
+  rows+=("| baculink console -> baculink dir | $label | $p50 | $p99 | $proc | $rate |")
   kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 done
 

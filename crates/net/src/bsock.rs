@@ -101,7 +101,7 @@ impl BSock {
     pub fn tune_for_bulk(&mut self) {
         if let Stream::Tls(s) = &mut self.stream {
             baculink_tls::tune_for_bulk(s);
-            s.get_mut().set_direct_reads();
+            s.get_mut().set_bulk_tls();
         }
     }
 
