@@ -57,6 +57,15 @@ pub(crate) fn apply_protocol_and_groups(
     b.set_max_proto_version(p.max.map(ssl_version))
         .map_err(fail)?;
     if let Some(g) = groups {
+        if let Some(weak) = weak_group(g) {
+            return Err(TlsError::policy(
+                "TLS Groups",
+                format!(
+                    "\"{weak}\" gives less than 112 bits of security; use X25519, secp256r1 \
+                     or stronger groups"
+                ),
+            ));
+        }
         b.set_groups_list(g).map_err(|e| {
             TlsError::policy(
                 "TLS Groups",
@@ -69,6 +78,22 @@ pub(crate) fn apply_protocol_and_groups(
         })?;
     }
     Ok(())
+}
+
+/// The first group of an OpenSSL groups list (not one it removes with `-`) under
+/// 112 bits of security: the binary and prime curves of 163 to 193 bits that
+/// OpenSSL still knows for TLS 1.2.
+fn weak_group(list: &str) -> Option<&str> {
+    const WEAK: &[&str] = &[
+        "secp160", "secp192", "sect163", "sect193", "prime192", "p-192",
+    ];
+    list.split([':', '/'])
+        .map(|g| g.trim_start_matches(['?', '*']))
+        .filter(|g| !g.starts_with('-'))
+        .find(|g| {
+            let l = g.to_ascii_lowercase();
+            WEAK.iter().any(|w| l.starts_with(w))
+        })
 }
 
 /// `TLS Cipher List` (or our forward-secret default) and `TLS Cipher Suites` on a
@@ -419,6 +444,16 @@ pub(crate) fn load_private_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_groups_are_found() {
+        assert_eq!(weak_group("X25519:secp256r1"), None);
+        assert_eq!(weak_group("X25519:?*secp192r1"), Some("secp192r1"));
+        assert_eq!(weak_group("P-192"), Some("P-192"));
+        assert_eq!(weak_group("*X25519MLKEM768/sect163k1"), Some("sect163k1"));
+        // Removing a weak group from the default is fine.
+        assert_eq!(weak_group("DEFAULT:-secp160r1"), None);
+    }
 
     #[test]
     fn pem_blocks_finds_each() {

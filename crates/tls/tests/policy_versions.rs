@@ -544,4 +544,12 @@ fn unknown_groups_are_refused_at_load() {
             _ => panic!("{e:?}"),
         }
     }
+    // Known to OpenSSL for TLS 1.2, but too weak: refused before OpenSSL sees it.
+    let e = PskContext::for_settings(&with_groups(TlsSettings::default(), "X25519:secp192r1"))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "TLS Groups: \"secp192r1\" gives less than 112 bits of security; use X25519, \
+         secp256r1 or stronger groups"
+    );
 }
