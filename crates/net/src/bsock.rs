@@ -95,13 +95,14 @@ impl BSock {
     }
 
     /// Prepares a logged-in connection for bulk data (file data between the
-    /// File and Storage daemons): under TLS, OpenSSL reads ahead many
-    /// records per system call (see [`baculink_tls::tune_for_bulk`]). The
-    /// connection must stay in TLS until it closes, as data connections do.
+    /// File and Storage daemons): under TLS, many records are read per
+    /// system call, by OpenSSL itself or by the staging buffer below it (see
+    /// [`baculink_tls::tune_for_bulk`]). The connection must stay in TLS
+    /// until it closes, as data connections do.
     pub fn tune_for_bulk(&mut self) {
         if let Stream::Tls(s) = &mut self.stream {
-            baculink_tls::tune_for_bulk(s);
-            s.get_mut().set_bulk_tls();
+            let read_ahead = baculink_tls::tune_for_bulk(s);
+            s.get_mut().set_bulk_tls(read_ahead);
         }
     }
 

@@ -12,6 +12,9 @@ use tokio_openssl::SslStream;
 /// Bytes read from the socket at a time; OpenSSL's small reads (a 5-byte
 /// record header, then the record) are served from this buffer.
 const READ_CHUNK: usize = 64 * 1024;
+/// The staging size on a bulk TLS session where OpenSSL does not read ahead
+/// itself (`baculink_tls::tune_for_bulk`): eight full records per system call.
+const BULK_TLS_READ_CHUNK: usize = 128 * 1024;
 /// Writes are coalesced up to this size (OpenSSL writes one record of at
 /// most 16 KiB at a time; the packets a sender feeds in one go, up to
 /// `bsock::FEED_LIMIT`, should still be one system call).
@@ -40,6 +43,9 @@ pub(crate) struct Raw {
     /// Reads go straight to the socket: OpenSSL reads ahead by itself on a
     /// bulk session (`BSock::tune_for_bulk`), staging would only copy.
     direct_reads: bool,
+    /// Bytes staged per system call: [`READ_CHUNK`], or
+    /// [`BULK_TLS_READ_CHUNK`] under a bulk TLS session.
+    read_chunk: usize,
     /// Writes are coalesced up to this size: [`WRITE_CHUNK`], or
     /// [`BULK_TLS_WRITE_CHUNK`] under a bulk TLS session.
     write_chunk: usize,
@@ -52,6 +58,7 @@ impl Raw {
             prefix: BytesMut::new(),
             wbuf: Vec::new(),
             direct_reads: false,
+            read_chunk: READ_CHUNK,
             write_chunk: WRITE_CHUNK,
         }
     }
@@ -105,6 +112,7 @@ impl Raw {
             prefix: std::mem::take(&mut self.prefix),
             wbuf: std::mem::take(&mut self.wbuf),
             direct_reads: false,
+            read_chunk: READ_CHUNK,
             write_chunk: WRITE_CHUNK,
         })
     }
@@ -113,10 +121,12 @@ impl Raw {
         self.tcp.as_ref()
     }
 
-    /// Under a bulk TLS session: stops staging reads (see `direct_reads`)
-    /// and writes in [`BULK_TLS_WRITE_CHUNK`]s.
-    pub(crate) fn set_bulk_tls(&mut self) {
-        self.direct_reads = true;
+    /// Under a bulk TLS session: stops staging reads if OpenSSL reads ahead
+    /// (see `direct_reads`), stages [`BULK_TLS_READ_CHUNK`]s otherwise, and
+    /// writes in [`BULK_TLS_WRITE_CHUNK`]s.
+    pub(crate) fn set_bulk_tls(&mut self, openssl_reads_ahead: bool) {
+        self.direct_reads = openssl_reads_ahead;
+        self.read_chunk = BULK_TLS_READ_CHUNK;
         self.write_chunk = BULK_TLS_WRITE_CHUNK;
     }
 
@@ -149,11 +159,11 @@ impl AsyncRead for Raw {
             let Some(tcp) = me.tcp.as_mut() else {
                 return Poll::Ready(Err(Raw::gone()));
             };
-            if me.direct_reads || buf.remaining() >= READ_CHUNK {
+            if me.direct_reads || buf.remaining() >= me.read_chunk {
                 // A large read needs no staging.
                 return Pin::new(tcp).poll_read(cx, buf);
             }
-            me.prefix.reserve(READ_CHUNK);
+            me.prefix.reserve(me.read_chunk);
             match tokio_util::io::poll_read_buf(Pin::new(tcp), cx, &mut me.prefix) {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
