@@ -9,7 +9,8 @@
 #    rounds of RATE_SECONDS, with every round shown (the machine is shared).
 # TLS_GROUPS="X25519:secp256r1" sets TLS Groups on both ends (the Director
 # resources of bacula-dir.conf and bconsole.conf); the mode column says so.
-# Prints a markdown table. Not a test: numbers depend on the machine.
+# Prints a markdown table, then the cost of one key share (`baculink-bench
+# kex`). Not a test: numbers depend on the machine.
 . "$(dirname "$0")/common.sh"
 N=${1:-500}
 PROC_RUNS=${PROC_RUNS:-40}
@@ -65,3 +66,7 @@ fi
 echo "| pair | mode | login p50 ms (in-process) | login p99 ms | whole process median ms | logins/s, 2 client processes: median (rounds) |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+# What one side's TLS 1.3 key share costs on this machine (each side of a
+# login makes one key and one exchange).
+"$BENCH" kex 2000

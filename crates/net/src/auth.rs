@@ -360,7 +360,7 @@ async fn start_tls(
         peer: label.to_string(),
         source,
     };
-    let raw = sock
+    let mut raw = sock
         .take_raw()
         .ok_or_else(|| LoginError::Config("TLS requested twice on one connection".into()))?;
     if matches!(side, Side::Server) {

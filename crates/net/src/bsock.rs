@@ -34,6 +34,8 @@ pub struct BSock {
     last_compressed: bool,
     facts: Option<SessionFacts>,
     terminated: bool,
+    /// [`BSock::send`] only queues; see [`BSock::set_corked`].
+    corked: bool,
 }
 
 impl BSock {
@@ -51,7 +53,19 @@ impl BSock {
             last_compressed: false,
             facts: None,
             terminated: false,
+            corked: false,
         }
+    }
+
+    /// Corks a request/response connection (the Director's console side):
+    /// [`BSock::send`] and [`BSock::signal`] then only queue, and what is
+    /// queued goes out when [`BSock::recv`] is next called, at
+    /// [`BSock::flush`] or [`BSock::close`], or as soon as 64 KiB are
+    /// queued. A command's output lines and its end signal thus leave in one
+    /// TLS record and one system call instead of one each. `recv` on a
+    /// corked socket with output queued is not cancel-safe (it writes first).
+    pub fn set_corked(&mut self, on: bool) {
+        self.corked = on;
     }
 
     /// Names the peer in errors and logs (e.g. `Director "bacula-dir" at 127.0.0.1:9101`).
@@ -118,8 +132,12 @@ impl BSock {
         }
     }
 
-    /// Receives the next packet (signals included).
+    /// Receives the next packet (signals included). On a corked socket,
+    /// queued output is written first.
     pub async fn recv(&mut self) -> Result<Packet, NetError> {
+        if self.corked && !self.wbuf.is_empty() {
+            self.flush().await?;
+        }
         loop {
             match self.decoder.next_packet() {
                 Ok(Some(p)) => {
@@ -186,9 +204,13 @@ impl BSock {
         }
     }
 
-    /// Sends one packet in a single write (one TLS record for the header).
+    /// Sends one packet in a single write (one TLS record for the header),
+    /// or queues it on a corked socket.
     pub async fn send(&mut self, packet: &Packet) -> Result<(), NetError> {
         self.feed(packet).await?;
+        if self.corked {
+            return Ok(());
+        }
         self.flush().await
     }
 
@@ -271,9 +293,14 @@ impl BSock {
         self.send(&Packet::Signal(signal)).await
     }
 
-    /// Closes cleanly: TLS close_notify if in TLS, then TCP shutdown.
+    /// Closes cleanly: queued output, TLS close_notify if in TLS, then TCP
+    /// shutdown.
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = self.write_pending().await;
+            self.stream.shutdown().await
+        })
+        .await;
     }
 
     /// Takes the clear-text stream for a TLS handshake, with any bytes

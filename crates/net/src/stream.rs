@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
@@ -131,16 +131,17 @@ impl Raw {
     }
 
     /// The first byte the peer sends next, without consuming it (waits for it).
-    pub(crate) async fn peek_byte(&self) -> io::Result<Option<u8>> {
-        if let Some(b) = self.prefix.first() {
-            return Ok(Some(*b));
+    /// It is read into the staging buffer with what follows (one system call,
+    /// which the TLS handshake would make anyway), not peeked.
+    pub(crate) async fn peek_byte(&mut self) -> io::Result<Option<u8>> {
+        if self.prefix.is_empty() {
+            let Some(tcp) = self.tcp.as_mut() else {
+                return Err(Raw::gone());
+            };
+            self.prefix.reserve(self.read_chunk);
+            tcp.read_buf(&mut self.prefix).await?;
         }
-        let Some(tcp) = self.tcp.as_ref() else {
-            return Err(Raw::gone());
-        };
-        let mut b = [0u8; 1];
-        let n = tcp.peek(&mut b).await?;
-        Ok((n == 1).then_some(b[0]))
+        Ok(self.prefix.first().copied())
     }
 
     fn gone() -> io::Error {

@@ -1,7 +1,8 @@
 //! Bulk data over a logged-in connection, as between the File and Storage
 //! daemons: packets fed back to back ([`BSock::feed`]) arrive complete and in
-//! order once flushed, in clear and in TLS-PSK, with OpenSSL's read-ahead on
-//! both ends ([`BSock::tune_for_bulk`]) and data flowing both ways.
+//! order once flushed, in clear and in TLS-PSK, with the bulk tuning on
+//! both ends ([`BSock::tune_for_bulk`]) and data flowing both ways; and a
+//! corked socket ([`BSock::set_corked`]) holding output until it waits.
 
 use std::time::Duration;
 
@@ -189,4 +190,32 @@ async fn a_fed_packet_waits_for_the_flush() {
     client.flush().await.unwrap();
     assert_eq!(server.recv().await.unwrap(), Packet::data("queued"));
     assert_eq!(server.recv().await.unwrap(), big);
+}
+
+/// A corked socket (the Director's console side) sends a command's output
+/// and end signal together: nothing goes out until it next waits for the
+/// peer, and what is still queued goes out at close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corked_socket_sends_when_it_next_waits_and_at_close() {
+    let (mut client, mut server, _) = pair(Needs::new(Need::None, Need::Required)).await;
+    server.set_corked(true);
+    server.send_text("line 1\n").await.unwrap();
+    server.signal(Signal::Eod).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), client.recv()).await;
+    assert!(
+        early.is_err(),
+        "corked output went out before the server waited"
+    );
+    let waiting = tokio::spawn(async move {
+        let reply = server.recv().await.unwrap();
+        (server, reply)
+    });
+    assert_eq!(client.recv().await.unwrap(), Packet::data("line 1\n"));
+    assert_eq!(client.recv().await.unwrap(), Packet::Signal(Signal::Eod));
+    client.send_text("next").await.unwrap();
+    let (mut server, reply) = waiting.await.unwrap();
+    assert_eq!(reply, Packet::data("next"));
+    server.send_text("bye\n").await.unwrap();
+    server.close().await;
+    assert_eq!(client.recv().await.unwrap(), Packet::data("bye\n"));
 }

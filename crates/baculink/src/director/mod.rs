@@ -238,6 +238,8 @@ impl Director {
     }
 
     async fn command_loop(self: &Arc<Self>, sock: &mut BSock, s: &mut Session) -> CmdResult {
+        // A command's output goes out when the console is next awaited.
+        sock.set_corked(true);
         loop {
             if s.api > 0 {
                 sock.signal(Signal::MainPrompt).await?;

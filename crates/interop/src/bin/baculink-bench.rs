@@ -10,6 +10,9 @@
 //!   and server in this process, each on its own thread as two daemons would
 //!   be, MODE = psk | clear) moving MIB MiB of 64 KiB packets; prints MB/s
 //!   and the CPU time both ends spent per GB.
+//! * `kex N`: microseconds per key generation and per key exchange for
+//!   X25519 and P-256, through OpenSSL's EVP calls as libssl makes them for
+//!   a TLS 1.3 key share (each side of a login does one of each).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +28,7 @@ use baculink_proto::negotiate::{Dialect, Need, Needs};
 use baculink_proto::Secret;
 
 fn usage() -> ! {
-    eprintln!("usage: baculink-bench login CONF N | rate CONF SECONDS CONCURRENCY | idle CONF N PID | bulk psk|clear MIB");
+    eprintln!("usage: baculink-bench login CONF N | rate CONF SECONDS CONCURRENCY | idle CONF N PID | bulk psk|clear MIB | kex N");
     std::process::exit(2)
 }
 
@@ -211,6 +214,10 @@ async fn run(args: Vec<String>) {
             let mib: usize = args[2].parse().unwrap_or_else(|_| usage());
             bulk(psk, mib).await;
         }
+        Some("kex") if args.len() == 2 => {
+            let n: u32 = args[1].parse().unwrap_or_else(|_| usage());
+            kex(n);
+        }
         _ => usage(),
     }
 }
@@ -322,6 +329,43 @@ async fn bulk(psk: bool, mib: usize) {
         baculink_tls::openssl_version(),
         got as f64 / secs / 1e6,
         cpu / (got as f64 / 1e9)
+    );
+}
+
+/// Times key generation and exchange for the two classic TLS 1.3 groups.
+fn kex(n: u32) {
+    use openssl::derive::Deriver;
+    use openssl::pkey::{PKey, Private};
+    let x25519 = || PKey::generate_x25519().expect("X25519 key");
+    let group =
+        openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
+    let p256 = || {
+        PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("P-256 key")).expect("key")
+    };
+    let mut rows = Vec::new();
+    for (name, gen) in [
+        ("X25519", &x25519 as &dyn Fn() -> PKey<Private>),
+        ("P-256", &p256),
+    ] {
+        let peer = gen();
+        let t = Instant::now();
+        let keys: Vec<_> = (0..n).map(|_| gen()).collect();
+        let keygen = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let t = Instant::now();
+        for k in &keys {
+            let mut d = Deriver::new(k).expect("deriver");
+            d.set_peer(&peer).expect("peer key");
+            d.derive_to_vec().expect("derive");
+        }
+        let derive = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        rows.push(format!(
+            "{name} keygen_us={keygen:.1} derive_us={derive:.1}"
+        ));
+    }
+    println!(
+        "kex openssl=\"{}\" n={n} {}",
+        baculink_tls::openssl_version(),
+        rows.join(" ")
     );
 }
 
