@@ -303,6 +303,9 @@ impl<'a> Reader<'a> {
                  e.g. \"X25519:secp256r1\""
             ));
         }
+        if let Some(weak) = crate::tls::weak_group(&v) {
+            return bad(crate::tls::weak_group_reason(weak));
+        }
         Ok(Some(v))
     }
 

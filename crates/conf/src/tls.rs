@@ -194,6 +194,28 @@ pub fn split_suites(s: &str) -> impl Iterator<Item = &str> {
     s.split(':').map(str::trim).filter(|x| !x.is_empty())
 }
 
+/// The first group of an OpenSSL groups list (`TLS Groups`; not one it removes
+/// with `-`) under 112 bits of security: the binary and prime curves of 163 to
+/// 193 bits that OpenSSL still knows for TLS 1.2. Config files are refused with
+/// it at load, and the TLS crate checks settings built by hand the same way.
+pub fn weak_group(list: &str) -> Option<&str> {
+    const WEAK: &[&str] = &[
+        "secp160", "secp192", "sect163", "sect193", "prime192", "p-192",
+    ];
+    list.split([':', '/'])
+        .map(|g| g.trim_start_matches(['?', '*']))
+        .filter(|g| !g.starts_with('-'))
+        .find(|g| {
+            let l = g.to_ascii_lowercase();
+            WEAK.iter().any(|w| l.starts_with(w))
+        })
+}
+
+/// What a weak group in `TLS Groups` is refused with.
+pub fn weak_group_reason(group: &str) -> String {
+    format!("\"{group}\" gives less than 112 bits of security; use X25519, secp256r1 or stronger groups")
+}
+
 /// Whether a TLS 1.3 suite uses SHA-256, the only hash TLS 1.3 external PSKs
 /// can use with Bacula (protocol.md §7.1).
 pub fn is_sha256_suite(name: &str) -> bool {
@@ -339,4 +361,19 @@ pub fn validate_resource(r: &dyn TlsResource) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_groups_are_found() {
+        assert_eq!(weak_group("X25519:secp256r1"), None);
+        assert_eq!(weak_group("X25519:?*secp192r1"), Some("secp192r1"));
+        assert_eq!(weak_group("P-192"), Some("P-192"));
+        assert_eq!(weak_group("*X25519MLKEM768/sect163k1"), Some("sect163k1"));
+        // Removing a weak group from the default is fine.
+        assert_eq!(weak_group("DEFAULT:-secp160r1"), None);
+    }
 }

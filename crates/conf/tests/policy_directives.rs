@@ -395,6 +395,18 @@ fn groups_values() {
             )),
             "{e}"
         );
+        // Curves under 112 bits are refused at load, with the line.
+        let e = load(c, "TLS Groups = \"X25519:?secp192r1\"").unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "{}:2: directive \"TLS Groups\": \"secp192r1\" gives less than 112 bits of \
+                 security; use X25519, secp256r1 or stronger groups",
+                file_name(c.file)
+            ),
+            "{}",
+            what(c)
+        );
         // Spaces around the separators are dropped; OpenSSL 3.5's tuple syntax passes.
         let t = load(c, "TLS Groups = \" X25519 : secp256r1 \"").unwrap();
         assert_eq!(t.groups.as_deref(), Some("X25519:secp256r1"));

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::path::Path;
 
-use baculink_conf::tls::{split_suites, TlsProtocol, TlsVersion};
+use baculink_conf::tls::{split_suites, weak_group, weak_group_reason, TlsProtocol, TlsVersion};
 use baculink_conf::TlsSettings;
 use foreign_types::ForeignTypeRef;
 use openssl::asn1::Asn1Time;
@@ -58,13 +58,7 @@ pub(crate) fn apply_protocol_and_groups(
         .map_err(fail)?;
     if let Some(g) = groups {
         if let Some(weak) = weak_group(g) {
-            return Err(TlsError::policy(
-                "TLS Groups",
-                format!(
-                    "\"{weak}\" gives less than 112 bits of security; use X25519, secp256r1 \
-                     or stronger groups"
-                ),
-            ));
+            return Err(TlsError::policy("TLS Groups", weak_group_reason(weak)));
         }
         b.set_groups_list(g).map_err(|e| {
             TlsError::policy(
@@ -78,22 +72,6 @@ pub(crate) fn apply_protocol_and_groups(
         })?;
     }
     Ok(())
-}
-
-/// The first group of an OpenSSL groups list (not one it removes with `-`) under
-/// 112 bits of security: the binary and prime curves of 163 to 193 bits that
-/// OpenSSL still knows for TLS 1.2.
-fn weak_group(list: &str) -> Option<&str> {
-    const WEAK: &[&str] = &[
-        "secp160", "secp192", "sect163", "sect193", "prime192", "p-192",
-    ];
-    list.split([':', '/'])
-        .map(|g| g.trim_start_matches(['?', '*']))
-        .filter(|g| !g.starts_with('-'))
-        .find(|g| {
-            let l = g.to_ascii_lowercase();
-            WEAK.iter().any(|w| l.starts_with(w))
-        })
 }
 
 /// `TLS Cipher List` (or our forward-secret default) and `TLS Cipher Suites` on a
@@ -444,16 +422,6 @@ pub(crate) fn load_private_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weak_groups_are_found() {
-        assert_eq!(weak_group("X25519:secp256r1"), None);
-        assert_eq!(weak_group("X25519:?*secp192r1"), Some("secp192r1"));
-        assert_eq!(weak_group("P-192"), Some("P-192"));
-        assert_eq!(weak_group("*X25519MLKEM768/sect163k1"), Some("sect163k1"));
-        // Removing a weak group from the default is fine.
-        assert_eq!(weak_group("DEFAULT:-secp160r1"), None);
-    }
 
     #[test]
     fn pem_blocks_finds_each() {
