@@ -61,12 +61,38 @@ pub fn require_peers(what: &str) -> bool {
     );
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, for a daemon to listen on a moment later.
+///
+/// Taken below the kernel's ephemeral range: a port the kernel hands out
+/// (bind to port 0) is also what it gives the next outgoing connection as its
+/// source port, and with tests running side by side a daemon then found its
+/// port taken by some client's socket. Each process walks the range from its
+/// own offset, so parallel test binaries rarely try the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (base, span) = if low > 12_000 {
+        (low - 10_000, 10_000)
+    } else {
+        // An unusual range: fall back to the kernel's choice.
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind a loopback port");
+    };
+    let offset = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + offset.wrapping_add(n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && !port_listening(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}..{}", base + span)
 }
 
 /// Real Bacula 9.6 daemons started by the harness in a temporary folder.
