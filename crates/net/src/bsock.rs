@@ -60,8 +60,8 @@ impl BSock {
     /// Corks a request/response connection (the Director's console side):
     /// [`BSock::send`] and [`BSock::signal`] then only queue, and what is
     /// queued goes out when [`BSock::recv`] is next called, at
-    /// [`BSock::flush`] or [`BSock::close`], or as soon as 64 KiB are
-    /// queued. A command's output lines and its end signal thus leave in one
+    /// [`BSock::flush`] or [`BSock::close`], or as soon as [`FEED_LIMIT`]
+    /// bytes are queued. A command's output lines and its end signal thus leave in one
     /// TLS record and one system call instead of one each. `recv` on a
     /// corked socket with output queued is not cancel-safe (it writes first).
     pub fn set_corked(&mut self, on: bool) {
@@ -135,7 +135,10 @@ impl BSock {
     /// Receives the next packet (signals included). On a corked socket,
     /// queued output is written first.
     pub async fn recv(&mut self) -> Result<Packet, NetError> {
-        if self.corked && !self.wbuf.is_empty() {
+        if self.corked {
+            // Queued output may sit here or, already encrypted, in the
+            // stream's buffers below: flush both (nothing is written when
+            // nothing is queued).
             self.flush().await?;
         }
         loop {

@@ -219,3 +219,22 @@ async fn a_corked_socket_sends_when_it_next_waits_and_at_close() {
     server.close().await;
     assert_eq!(client.recv().await.unwrap(), Packet::data("bye\n"));
 }
+
+/// Corked output that has already passed into the TLS layer's own buffer
+/// (a packet of whole records, none of it left in ours) must still go out
+/// when the corked side waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corked_socket_flushes_records_already_encrypted_when_it_waits() {
+    let (mut client, mut server, _) = pair(Needs::new(Need::None, Need::Required)).await;
+    server.set_corked(true);
+    // With its 4-byte header, exactly eight 16 KiB records.
+    let big = Packet::data(vec![3u8; 8 * 16 * 1024 - 4]);
+    server.send(&big).await.unwrap();
+    let waiting = tokio::spawn(async move { server.recv().await.unwrap() });
+    let got = tokio::time::timeout(Duration::from_secs(10), client.recv())
+        .await
+        .expect("corked output never went out");
+    assert_eq!(got.unwrap(), big);
+    client.send_text("ok").await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Packet::data("ok"));
+}
