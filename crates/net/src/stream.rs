@@ -108,12 +108,9 @@ impl Raw {
     /// protocol only drops TLS at quiet points, after a flush.
     pub(crate) fn take(&mut self) -> Option<Raw> {
         self.tcp.take().map(|tcp| Raw {
-            tcp: Some(tcp),
             prefix: std::mem::take(&mut self.prefix),
             wbuf: std::mem::take(&mut self.wbuf),
-            direct_reads: false,
-            read_chunk: READ_CHUNK,
-            write_chunk: WRITE_CHUNK,
+            ..Raw::new(tcp)
         })
     }
 
