@@ -4,7 +4,6 @@
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use baculink_conf::tls::{TlsProtocol, TlsRole, TlsVersion};
@@ -496,7 +495,7 @@ where
         check_host.then(|| host.to_string()),
     );
     let mut s = SslStream::new(ssl, stream).map_err(|e| TlsError::setup("SSL stream", e))?;
-    if let Err(e) = Pin::new(&mut s).connect().await {
+    if let Err(e) = crate::handshake(&mut s, crate::End::Client).await {
         return Err(cert_failure(e, &s, &log, check_host.then_some(host)));
     }
     if !allowed_cn.is_empty() {
@@ -529,7 +528,7 @@ where
     };
     let log = install_verify(&mut ssl, mode, None);
     let mut s = SslStream::new(ssl, stream).map_err(|e| TlsError::setup("SSL stream", e))?;
-    if let Err(e) = Pin::new(&mut s).accept().await {
+    if let Err(e) = crate::handshake(&mut s, crate::End::Server).await {
         let err = cert_failure(e, &s, &log, None);
         if let TlsError::Handshake(r) = &err {
             if r.contains("peer did not return a certificate") {

@@ -48,13 +48,61 @@ pub use psk::{
 };
 pub use tokio_openssl::SslStream;
 
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
+
 use openssl::ssl::{ErrorCode, SslCipherRef, SslContextRef};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The OpenSSL this process runs on, e.g. "OpenSSL 3.0.19 27 Jan 2026": the
 /// system's shared library, or the static one of the `vendored-openssl`
 /// feature. Speed and key exchange depend on it, so logs and benches say it.
 pub fn openssl_version() -> &'static str {
     openssl::version::version()
+}
+
+/// Which end of a handshake [`handshake`] drives.
+#[derive(Clone, Copy)]
+pub(crate) enum End {
+    Client,
+    Server,
+}
+
+/// Runs a TLS handshake to its end.
+///
+/// OpenSSL flushes its write BIO inside the handshake, and the `openssl`
+/// crate does not mark a flush that would block as retryable: OpenSSL then
+/// reports `SSL_ERROR_SYSCALL` carrying "operation would block" instead of
+/// "want write", and `tokio_openssl` ends the handshake with it. A buffering
+/// stream's flush is pending whenever the socket is full or the task's
+/// cooperative budget is spent, so that would fail a sound handshake at
+/// random. Such a flush left the handshake resumable (OpenSSL treats it as
+/// work still to do) and registered our waker, so it is waited for here.
+pub(crate) async fn handshake<S>(s: &mut SslStream<S>, end: End) -> Result<(), openssl::ssl::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    poll_fn(|cx| {
+        let step = match end {
+            End::Client => Pin::new(&mut *s).poll_connect(cx),
+            End::Server => Pin::new(&mut *s).poll_accept(cx),
+        };
+        match step {
+            Poll::Ready(Err(e)) if flush_would_block(&e) => Poll::Pending,
+            other => other,
+        }
+    })
+    .await
+}
+
+/// A "system call" failure that is only our own stream saying "not yet".
+fn flush_would_block(e: &openssl::ssl::Error) -> bool {
+    e.code() == ErrorCode::SYSCALL
+        && e.ssl_error().is_none()
+        && e.io_error()
+            .is_some_and(|io| io.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// A failed handshake that is neither a verification nor a PSK-key problem.

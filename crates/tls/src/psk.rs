@@ -7,7 +7,6 @@
 //! and is wiped when the `Ssl` is freed.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 
 use baculink_conf::tls::{is_sha256_suite, split_suites, TlsProtocol, TlsVersion};
@@ -265,7 +264,9 @@ impl PskContext {
     {
         let ssl = Self::ssl(&self.client, key)?;
         let mut s = SslStream::new(ssl, stream).map_err(|e| TlsError::setup("SSL stream", e))?;
-        Pin::new(&mut s).connect().await.map_err(psk_failure)?;
+        crate::handshake(&mut s, crate::End::Client)
+            .await
+            .map_err(psk_failure)?;
         Ok(s)
     }
 
@@ -276,7 +277,9 @@ impl PskContext {
     {
         let ssl = Self::ssl(&self.server, key)?;
         let mut s = SslStream::new(ssl, stream).map_err(|e| TlsError::setup("SSL stream", e))?;
-        Pin::new(&mut s).accept().await.map_err(psk_failure)?;
+        crate::handshake(&mut s, crate::End::Server)
+            .await
+            .map_err(psk_failure)?;
         Ok(s)
     }
 }
