@@ -68,8 +68,10 @@ impl std::fmt::Debug for CertContext {
 /// (the network layer reads ahead below TLS instead), and record buffers released while
 /// a connection idles (thousands of idle consoles must stay small).
 pub(crate) fn base_builder() -> Result<SslContextBuilder, TlsError> {
-    let mut b =
-        SslContext::builder(SslMethod::tls()).map_err(|e| TlsError::setup("SSL_CTX_new", e))?;
+    // Our AES-GCM provider, where active, serves the record cipher.
+    let mut b = crate::gcm::context_builder()
+        .unwrap_or_else(|| SslContext::builder(SslMethod::tls()))
+        .map_err(|e| TlsError::setup("SSL_CTX_new", e))?;
     b.set_options(SslOptions::ALL | SslOptions::NO_SSLV2 | SslOptions::NO_SSLV3);
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(|e| TlsError::setup("minimum TLS version", e))?;

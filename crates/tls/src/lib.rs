@@ -30,6 +30,7 @@ pub mod detach;
 pub mod error;
 pub mod facts;
 pub mod fips;
+pub mod gcm;
 pub mod names;
 pub mod policy;
 pub mod psk;
