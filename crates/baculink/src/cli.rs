@@ -17,13 +17,7 @@ pub struct Cli {
 /// built in with the `vendored-openssl` feature).
 fn long_version() -> &'static str {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TEXT.get_or_init(|| {
-        format!(
-            "{} ({})",
-            env!("CARGO_PKG_VERSION"),
-            baculink_tls::openssl_version()
-        )
-    })
+    TEXT.get_or_init(|| format!("{} ({})", env!("CARGO_PKG_VERSION"), baculink_tls::engine()))
 }
 
 /// Flags every daemon takes, as Bacula's daemons do.

@@ -100,7 +100,7 @@ pub async fn run<D: Daemon>(flags: DaemonFlags) -> ExitCode {
                 info!(
                     "{} listening on {addr} ({})",
                     D::KIND,
-                    baculink_tls::openssl_version()
+                    baculink_tls::engine()
                 );
                 listeners.push(l);
             }

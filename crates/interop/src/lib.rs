@@ -84,7 +84,16 @@ pub fn free_port() -> u16 {
             .map(|a| a.port())
             .expect("bind a loopback port");
     };
-    let offset = std::process::id().wrapping_mul(7919);
+    // Each process starts at its own place, from its pid and start time, so
+    // that two test processes rarely walk the same ports.
+    static OFFSET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        std::process::id().wrapping_mul(7919) ^ nanos
+    });
     for _ in 0..span {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = (base + offset.wrapping_add(n) % span) as u16;
@@ -116,6 +125,22 @@ impl Harness {
     /// in `mode`, with fresh ports, plus any extra environment (e.g. pointing
     /// the real director at one of our daemons).
     pub fn start(mode: &str, start: &str, extra_env: &[(&str, String)]) -> Harness {
+        // A port checked free can still be taken before the daemon binds it
+        // (another process's listener, one CI run saw it): then again with
+        // fresh ports, which the script's specific message tells apart.
+        for attempt in 1.. {
+            match Harness::try_start(mode, start, extra_env) {
+                Ok(h) => return h,
+                Err(msg) if attempt < 3 && msg.contains("is already in use") => {
+                    eprintln!("harness: {msg}; retrying with other ports");
+                }
+                Err(msg) => panic!("start-bacula.sh {mode} failed:\n{msg}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start(mode: &str, start: &str, extra_env: &[(&str, String)]) -> Result<Harness, String> {
         let dir = tempfile::Builder::new()
             .prefix("baculink-interop-")
             .tempdir()
@@ -149,13 +174,13 @@ impl Harness {
         let out = cmd.output().expect("run start-bacula.sh");
         if !out.status.success() {
             let _ = h.stop();
-            panic!(
-                "start-bacula.sh {mode} failed:\n{}\n{}",
+            return Err(format!(
+                "{}\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
-            );
+            ));
         }
-        h
+        Ok(h)
     }
 
     /// The work folder.

@@ -64,6 +64,17 @@ pub fn openssl_version() -> &'static str {
     openssl::version::version()
 }
 
+/// What serves TLS in this process, for `--version`, daemon start lines and
+/// benches: the OpenSSL, plus our AES-GCM provider where it serves records
+/// ([`gcm`]).
+pub fn engine() -> String {
+    if gcm::active() {
+        format!("{}; AES-GCM from AWS-LC", openssl_version())
+    } else {
+        openssl_version().to_string()
+    }
+}
+
 /// Which end of a handshake [`handshake`] drives.
 #[derive(Clone, Copy)]
 pub(crate) enum End {

@@ -326,7 +326,7 @@ async fn bulk(psk: bool, mib: usize) {
     println!(
         "bulk mode={} suite=\"{facts}\" openssl=\"{}\" bytes={got} seconds={secs:.3} MB_per_s={:.0} cpu_s_per_GB={:.3}",
         peer.mode(),
-        baculink_tls::openssl_version(),
+        baculink_tls::engine(),
         got as f64 / secs / 1e6,
         cpu / (got as f64 / 1e9)
     );
@@ -364,7 +364,7 @@ fn kex(n: u32) {
     }
     println!(
         "kex openssl=\"{}\" n={n} {}",
-        baculink_tls::openssl_version(),
+        baculink_tls::engine(),
         rows.join(" ")
     );
 }
