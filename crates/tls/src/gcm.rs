@@ -273,8 +273,8 @@ macro_rules! cipher_table {
                 1,
                 newctx::<$key> => unsafe extern "C" fn(*mut c_void) -> *mut c_void
             ),
-            entry!(2, encrypt_init => InitFn),
-            entry!(3, decrypt_init => InitFn),
+            entry!(2, init::<true> => InitFn),
+            entry!(3, init::<false> => InitFn),
             entry!(4, update => UpdateFn),
             entry!(5, final_ => FinalFn),
             entry!(6, cipher => UpdateFn),
@@ -693,7 +693,8 @@ unsafe fn ctx<'a>(p: *mut c_void) -> Option<&'a mut Ctx> {
     (p as *mut Ctx).as_mut()
 }
 
-unsafe extern "C" fn encrypt_init(
+/// `encrypt_init` (`ENC`) and `decrypt_init`.
+unsafe extern "C" fn init<const ENC: bool>(
     c: *mut c_void,
     key: *const u8,
     key_len: usize,
@@ -702,19 +703,7 @@ unsafe extern "C" fn encrypt_init(
     params: *const OSSL_PARAM,
 ) -> c_int {
     let Some(c) = ctx(c) else { return 0 };
-    (c.init(true, key, key_len, nonce, nonce_len) && apply(c, params)) as c_int
-}
-
-unsafe extern "C" fn decrypt_init(
-    c: *mut c_void,
-    key: *const u8,
-    key_len: usize,
-    nonce: *const u8,
-    nonce_len: usize,
-    params: *const OSSL_PARAM,
-) -> c_int {
-    let Some(c) = ctx(c) else { return 0 };
-    (c.init(false, key, key_len, nonce, nonce_len) && apply(c, params)) as c_int
+    (c.init(ENC, key, key_len, nonce, nonce_len) && apply(c, params)) as c_int
 }
 
 /// Whether two buffers overlap other than exactly (which AES-GCM cannot do).
