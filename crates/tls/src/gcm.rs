@@ -210,8 +210,6 @@ extern "C" {
     fn OSSL_PARAM_set_uint(p: *mut OSSL_PARAM, val: c_uint) -> c_int;
     fn OSSL_PARAM_set_int(p: *mut OSSL_PARAM, val: c_int) -> c_int;
     fn OSSL_PARAM_set_octet_string(p: *mut OSSL_PARAM, val: *const c_void, len: usize) -> c_int;
-    fn OSSL_PARAM_locate(p: *mut OSSL_PARAM, key: *const c_char) -> *mut OSSL_PARAM;
-    fn OSSL_PARAM_locate_const(p: *const OSSL_PARAM, key: *const c_char) -> *const OSSL_PARAM;
     fn RAND_bytes(buf: *mut u8, num: c_int) -> c_int;
     fn OPENSSL_cleanse(ptr: *mut c_void, len: usize);
 }
@@ -438,29 +436,36 @@ unsafe extern "C" fn settable_ctx_params(_c: *mut c_void, _p: *mut c_void) -> *c
     SETTABLE_CTX.0.as_ptr()
 }
 
-/// Sets `key` in `params` if asked for; false when it is there but cannot
-/// take the value.
-unsafe fn put(
-    params: *mut OSSL_PARAM,
-    key: &CStr,
-    set: impl FnOnce(*mut OSSL_PARAM) -> c_int,
+/// Calls `f` with each parameter's key and the parameter, in one pass
+/// (libssl asks for the nonce length of every record, so no search per key);
+/// false as soon as `f` is.
+unsafe fn each(
+    params: *const OSSL_PARAM,
+    mut f: impl FnMut(&[u8], *mut OSSL_PARAM) -> bool,
 ) -> bool {
-    let p = OSSL_PARAM_locate(params, key.as_ptr());
-    p.is_null() || set(p) == 1
+    let mut p = params as *mut OSSL_PARAM;
+    if p.is_null() {
+        return true;
+    }
+    while !(*p).key.is_null() {
+        if !f(CStr::from_ptr((*p).key).to_bytes(), p) {
+            return false;
+        }
+        p = p.add(1);
+    }
+    true
 }
 
 unsafe extern "C" fn get_params<const KEY: usize>(params: *mut OSSL_PARAM) -> c_int {
-    let ok = put(params, c"mode", |p| {
-        OSSL_PARAM_set_uint(p, EVP_CIPH_GCM_MODE)
-    }) && put(params, c"keylen", |p| OSSL_PARAM_set_size_t(p, KEY))
-        && put(params, c"ivlen", |p| OSSL_PARAM_set_size_t(p, NONCE_LEN))
-        && put(params, c"blocksize", |p| OSSL_PARAM_set_size_t(p, 1))
-        && put(params, c"aead", |p| OSSL_PARAM_set_int(p, 1))
-        && put(params, c"custom-iv", |p| OSSL_PARAM_set_int(p, 1))
-        && put(params, c"cts", |p| OSSL_PARAM_set_int(p, 0))
-        && put(params, c"tls-multi", |p| OSSL_PARAM_set_int(p, 0))
-        && put(params, c"has-randkey", |p| OSSL_PARAM_set_int(p, 0));
-    ok as c_int
+    each(params, |key, p| match key {
+        b"mode" => OSSL_PARAM_set_uint(p, EVP_CIPH_GCM_MODE) == 1,
+        b"keylen" => OSSL_PARAM_set_size_t(p, KEY) == 1,
+        b"ivlen" => OSSL_PARAM_set_size_t(p, NONCE_LEN) == 1,
+        b"blocksize" => OSSL_PARAM_set_size_t(p, 1) == 1,
+        b"aead" | b"custom-iv" => OSSL_PARAM_set_int(p, 1) == 1,
+        b"cts" | b"tls-multi" | b"has-randkey" => OSSL_PARAM_set_int(p, 0) == 1,
+        _ => true,
+    }) as c_int
 }
 
 /// One cipher context: a key schedule and the message in progress.
@@ -805,87 +810,91 @@ unsafe extern "C" fn set_ctx_params(c: *mut c_void, params: *const OSSL_PARAM) -
 }
 
 unsafe fn apply(c: &mut Ctx, params: *const OSSL_PARAM) -> bool {
-    if params.is_null() {
-        return true;
+    each(params, |key, p| match key {
+        b"ivlen" => {
+            let mut n = 0;
+            OSSL_PARAM_get_size_t(p, &mut n) == 1 && n == NONCE_LEN
+        }
+        b"tag" => set_tag(c, p),
+        b"tlsaad" => set_tls_aad(c, p),
+        b"tlsivfixed" => set_tls_fixed(c, p),
+        _ => true,
+    })
+}
+
+/// The expected tag (opening); only whole tags, and when sealing only the
+/// length may be given.
+unsafe fn set_tag(c: &mut Ctx, p: *const OSSL_PARAM) -> bool {
+    let Some((data, len)) = octets(p) else {
+        return false;
+    };
+    if len != TAG_LEN || (c.enc && !data.is_null()) {
+        return false;
     }
-    let p = OSSL_PARAM_locate_const(params, c"ivlen".as_ptr());
-    if !p.is_null() {
-        let mut n = 0;
-        if OSSL_PARAM_get_size_t(p, &mut n) != 1 || n != NONCE_LEN {
+    if !data.is_null() {
+        ptr::copy_nonoverlapping(data, c.tag.as_mut_ptr(), TAG_LEN);
+        c.tag_set = true;
+    }
+    true
+}
+
+/// TLS 1.2: the additional data of the next record.
+unsafe fn set_tls_aad(c: &mut Ctx, p: *const OSSL_PARAM) -> bool {
+    let Some((data, len)) = octets(p) else {
+        return false;
+    };
+    if data.is_null() || len != TLS12_AAD_LEN {
+        return false;
+    }
+    let mut aad = [0u8; TLS12_AAD_LEN];
+    ptr::copy_nonoverlapping(data, aad.as_mut_ptr(), TLS12_AAD_LEN);
+    // The record length in the header counts the explicit nonce (and, when
+    // opening, the tag); the additional data counts the payload.
+    let total = usize::from(u16::from_be_bytes([aad[11], aad[12]]));
+    let overhead = TLS12_EXPLICIT_LEN + if c.enc { 0 } else { TAG_LEN };
+    let Some(payload) = total.checked_sub(overhead) else {
+        return false;
+    };
+    aad[11..].copy_from_slice(&(payload as u16).to_be_bytes());
+    c.tls_aad = Some(aad);
+    true
+}
+
+/// TLS 1.2: the fixed nonce part; sealing starts the explicit part at random.
+unsafe fn set_tls_fixed(c: &mut Ctx, p: *const OSSL_PARAM) -> bool {
+    let Some((data, len)) = octets(p) else {
+        return false;
+    };
+    if data.is_null() || len != TLS12_FIXED_LEN {
+        return false;
+    }
+    ptr::copy_nonoverlapping(data, c.nonce.as_mut_ptr(), TLS12_FIXED_LEN);
+    if c.enc {
+        let rest = c.nonce.as_mut_ptr().add(TLS12_FIXED_LEN);
+        if RAND_bytes(rest, TLS12_EXPLICIT_LEN as c_int) != 1 {
             return false;
         }
     }
-    let p = OSSL_PARAM_locate_const(params, c"tag".as_ptr());
-    if !p.is_null() {
-        let Some((data, len)) = octets(p) else {
-            return false;
-        };
-        // Only full tags; when encrypting only the length may be given.
-        if len != TAG_LEN || (c.enc && !data.is_null()) {
-            return false;
-        }
-        if !data.is_null() {
-            ptr::copy_nonoverlapping(data, c.tag.as_mut_ptr(), TAG_LEN);
-            c.tag_set = true;
-        }
-    }
-    let p = OSSL_PARAM_locate_const(params, c"tlsaad".as_ptr());
-    if !p.is_null() {
-        let Some((data, len)) = octets(p) else {
-            return false;
-        };
-        if data.is_null() || len != TLS12_AAD_LEN {
-            return false;
-        }
-        let mut aad = [0u8; TLS12_AAD_LEN];
-        ptr::copy_nonoverlapping(data, aad.as_mut_ptr(), TLS12_AAD_LEN);
-        // The record length in the header counts the explicit nonce (and,
-        // when opening, the tag); the additional data counts the payload.
-        let total = usize::from(u16::from_be_bytes([aad[11], aad[12]]));
-        let overhead = TLS12_EXPLICIT_LEN + if c.enc { 0 } else { TAG_LEN };
-        let Some(payload) = total.checked_sub(overhead) else {
-            return false;
-        };
-        aad[11..].copy_from_slice(&(payload as u16).to_be_bytes());
-        c.tls_aad = Some(aad);
-    }
-    let p = OSSL_PARAM_locate_const(params, c"tlsivfixed".as_ptr());
-    if !p.is_null() {
-        let Some((data, len)) = octets(p) else {
-            return false;
-        };
-        if data.is_null() || len != TLS12_FIXED_LEN {
-            return false;
-        }
-        ptr::copy_nonoverlapping(data, c.nonce.as_mut_ptr(), TLS12_FIXED_LEN);
-        if c.enc {
-            let rest = c.nonce.as_mut_ptr().add(TLS12_FIXED_LEN);
-            if RAND_bytes(rest, TLS12_EXPLICIT_LEN as c_int) != 1 {
-                return false;
-            }
-        }
-        c.nonce_set = true;
-        c.tls_fixed = true;
-    }
+    c.nonce_set = true;
+    c.tls_fixed = true;
     true
 }
 
 unsafe extern "C" fn get_ctx_params(c: *mut c_void, params: *mut OSSL_PARAM) -> c_int {
     let Some(c) = ctx(c) else { return 0 };
-    let ok = put(params, c"keylen", |p| OSSL_PARAM_set_size_t(p, c.key_len))
-        && put(params, c"ivlen", |p| OSSL_PARAM_set_size_t(p, NONCE_LEN))
-        && put(params, c"taglen", |p| OSSL_PARAM_set_size_t(p, TAG_LEN))
-        && put(params, c"tlsaadpad", |p| OSSL_PARAM_set_size_t(p, TAG_LEN))
-        && put(params, c"tag", |p| {
-            // Only after sealing, and only whole.
-            match octets(p) {
-                Some((_, len)) if c.enc && c.done && len == TAG_LEN => {
-                    OSSL_PARAM_set_octet_string(p, c.tag.as_ptr() as *const c_void, TAG_LEN)
-                }
-                _ => 0,
+    each(params, |key, p| match key {
+        b"keylen" => OSSL_PARAM_set_size_t(p, c.key_len) == 1,
+        b"ivlen" => OSSL_PARAM_set_size_t(p, NONCE_LEN) == 1,
+        b"taglen" | b"tlsaadpad" => OSSL_PARAM_set_size_t(p, TAG_LEN) == 1,
+        // Only after sealing, and only whole.
+        b"tag" => match octets(p) {
+            Some((_, len)) if c.enc && c.done && len == TAG_LEN => {
+                OSSL_PARAM_set_octet_string(p, c.tag.as_ptr() as *const c_void, TAG_LEN) == 1
             }
-        });
-    ok as c_int
+            _ => false,
+        },
+        _ => true,
+    }) as c_int
 }
 
 #[cfg(test)]
