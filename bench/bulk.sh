@@ -3,10 +3,11 @@
 # loopback (our client and server on a thread each, 64 KiB packets fed back
 # to back as the File daemon sends file data) in TLS 1.3 PSK
 # (AES-128-GCM) and in clear, with `openssl speed -evp aes-128-gcm` on the
-# same machine as the limit. The machine is shared and its speed moves from
-# minute to minute, so each mode runs RUNS times (default 3), the two modes
-# alternating, and the table gives the median with every run. Prints a
-# markdown table.
+# same machine as the limit, and `baculink-bench gcm` (AES-GCM per core as
+# libssl drives it, OpenSSL's and AWS-LC's) under the table. The machine is
+# shared and its speed moves from minute to minute, so each mode runs RUNS
+# times (default 3), the two modes alternating, and the table gives the
+# median with every run. Prints a markdown table.
 . "$(dirname "$0")/common.sh"
 MIB=${1:-4096}
 RUNS=${RUNS:-3}
@@ -28,3 +29,4 @@ echo "|---|---|---|"
 echo "| one TLS 1.3 PSK connection ($suite) | $(row "$SCRATCH/psk") |"
 echo "| one clear connection | $(row "$SCRATCH/clear") |"
 echo "| openssl speed -evp aes-128-gcm, 16 KiB blocks, one core | $(awk "BEGIN {printf \"%.0f\", $speed / 1000}") | |"
+"$BENCH" gcm 1024

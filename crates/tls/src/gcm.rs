@@ -3,10 +3,10 @@
 //!
 //! Why: OpenSSL before 3.2 has no AES-GCM code for CPUs with VAES and
 //! AVX-512, and there AES-GCM is the largest single cost of a bulk TLS
-//! stream. On such a CPU AWS-LC seals 16 KiB records about three times as
+//! stream. On such a CPU AWS-LC seals 16 KiB records two to three times as
 //! fast as OpenSSL 3.0 (`baculink-bench gcm`). OpenSSL still does all of TLS
 //! (handshake, record layer, alerts, PSK); only the record cipher of our own
-//! SSL contexts comes from here, by the property query [`propq`] puts on them.
+//! SSL contexts comes from here, by the property query `propq` puts on them.
 //!
 //! When: OpenSSL older than 3.2, FIPS mode off (AWS-LC is not our FIPS
 //! boundary; under `fips=yes` this provider is never chosen anyway), the

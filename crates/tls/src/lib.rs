@@ -22,6 +22,8 @@
 //! * TLS only for the login: wrap the socket in [`Detachable`] before the handshake,
 //!   [`detach()`] at the quiet point; as a 9.6 client use [`ConnectOptions::tls12_only`].
 //! * After the handshake: [`SessionFacts::from_ssl`] for status output.
+//! * Record cipher: on OpenSSL before 3.2, our contexts take AES-GCM from AWS-LC through
+//!   a built-in provider ([`gcm`]); [`engine`] names what serves TLS.
 
 pub mod bulk;
 pub mod cert;
