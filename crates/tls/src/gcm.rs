@@ -26,9 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use aws_lc_sys as lc;
+use openssl::cipher::Cipher;
+use openssl::cipher_ctx::CipherCtx;
 use openssl::error::ErrorStack;
 use openssl::ssl::SslContextBuilder;
 use openssl_sys::{OSSL_LIB_CTX, OSSL_PARAM};
+use zeroize::Zeroize;
 
 /// The provider's name, and the property our contexts prefer.
 const NAME: &CStr = c"baculink-gcm";
@@ -142,51 +145,77 @@ fn enable() -> bool {
 /// libssl does (key, nonce, additional data, one update, final, tag), and
 /// requires the same ciphertext and tag; a flipped tag must fail to open.
 fn known_answer() -> Result<(), String> {
-    use openssl::cipher::Cipher;
-    use openssl::cipher_ctx::CipherCtx;
     let key = *b"baculink-gcm-kat-key-32-bytes-ok";
     let nonce = *b"nonce-12-byt";
     let aad = *b"\x17\x03\x03\x00\x40";
     let msg: Vec<u8> = (0..48u8).collect();
     for (name, klen) in [("AES-128-GCM", 16), ("AES-256-GCM", 32)] {
-        let seal = |props: &str| -> Result<(Vec<u8>, [u8; TAG_LEN]), String> {
-            let c = Cipher::fetch(None, name, Some(props)).map_err(|e| e.to_string())?;
-            let mut ctx = CipherCtx::new().map_err(|e| e.to_string())?;
-            ctx.encrypt_init(Some(&c), Some(&key[..klen]), Some(&nonce))
-                .map_err(|e| e.to_string())?;
-            ctx.cipher_update(&aad, None).map_err(|e| e.to_string())?;
-            let mut out = vec![0; msg.len()];
-            let n = ctx
-                .cipher_update(&msg, Some(&mut out))
-                .map_err(|e| e.to_string())?;
-            ctx.cipher_final(&mut out[n..]).map_err(|e| e.to_string())?;
-            let mut tag = [0; TAG_LEN];
-            ctx.tag(&mut tag).map_err(|e| e.to_string())?;
-            Ok((out, tag))
-        };
-        let theirs = seal("provider=default")?;
-        let ours = seal("provider=baculink-gcm")?;
+        let key = &key[..klen];
+        let fail = |e: ErrorStack| format!("{name}: {e}");
+        let theirs = evp_seal("provider=default", name, key, &nonce, &aad, &msg).map_err(fail)?;
+        let ours = evp_seal(OURS, name, key, &nonce, &aad, &msg).map_err(fail)?;
         if theirs != ours {
             return Err(format!("{name}: a different ciphertext or tag"));
         }
-        let c =
-            Cipher::fetch(None, name, Some("provider=baculink-gcm")).map_err(|e| e.to_string())?;
-        let mut ctx = CipherCtx::new().map_err(|e| e.to_string())?;
-        ctx.decrypt_init(Some(&c), Some(&key[..klen]), Some(&nonce))
-            .map_err(|e| e.to_string())?;
         let mut bad = ours.1;
         bad[0] ^= 1;
-        ctx.set_tag(&bad).map_err(|e| e.to_string())?;
-        ctx.cipher_update(&aad, None).map_err(|e| e.to_string())?;
-        let mut out = vec![0; msg.len()];
-        let opened = ctx
-            .cipher_update(&ours.0, Some(&mut out))
-            .and_then(|n| ctx.cipher_final(&mut out[n..]));
-        if opened.is_ok() {
+        if evp_open(OURS, name, key, &nonce, &aad, &ours.0, &bad)
+            .map_err(fail)?
+            .is_some()
+        {
             return Err(format!("{name}: a wrong tag was accepted"));
         }
     }
     Ok(())
+}
+
+/// The property query that picks this provider alone (tests, benches).
+pub const OURS: &str = "provider=baculink-gcm";
+
+/// Seals one message with the AEAD `name` of the providers `props` selects,
+/// through EVP as libssl drives it: key and nonce, additional data, one data
+/// update, final, tag.
+fn evp_seal(
+    props: &str,
+    name: &str,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    msg: &[u8],
+) -> Result<(Vec<u8>, [u8; TAG_LEN]), ErrorStack> {
+    let c = Cipher::fetch(None, name, Some(props))?;
+    let mut ctx = CipherCtx::new()?;
+    ctx.encrypt_init(Some(&c), Some(key), Some(nonce))?;
+    ctx.cipher_update(aad, None)?;
+    let mut out = vec![0; msg.len()];
+    let n = ctx.cipher_update(msg, Some(&mut out))?;
+    ctx.cipher_final(&mut out[n..])?;
+    let mut tag = [0; TAG_LEN];
+    ctx.tag(&mut tag)?;
+    Ok((out, tag))
+}
+
+/// Opens what [`evp_seal`] sealed: `Ok(None)` when the message does not
+/// authenticate, `Err` when the cipher cannot even be set up.
+fn evp_open(
+    props: &str,
+    name: &str,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+) -> Result<Option<Vec<u8>>, ErrorStack> {
+    let c = Cipher::fetch(None, name, Some(props))?;
+    let mut ctx = CipherCtx::new()?;
+    ctx.decrypt_init(Some(&c), Some(key), Some(nonce))?;
+    ctx.set_tag(tag)?;
+    ctx.cipher_update(aad, None)?;
+    let mut out = vec![0; ct.len()];
+    let opened = ctx
+        .cipher_update(ct, Some(&mut out))
+        .and_then(|n| ctx.cipher_final(&mut out[n..]));
+    Ok(opened.ok().map(|_| out))
 }
 
 extern "C" {
@@ -210,8 +239,6 @@ extern "C" {
     fn OSSL_PARAM_set_uint(p: *mut OSSL_PARAM, val: c_uint) -> c_int;
     fn OSSL_PARAM_set_int(p: *mut OSSL_PARAM, val: c_int) -> c_int;
     fn OSSL_PARAM_set_octet_string(p: *mut OSSL_PARAM, val: *const c_void, len: usize) -> c_int;
-    fn RAND_bytes(buf: *mut u8, num: c_int) -> c_int;
-    fn OPENSSL_cleanse(ptr: *mut c_void, len: usize);
 }
 
 type ProviderInit = unsafe extern "C" fn(
@@ -596,7 +623,7 @@ impl Ctx {
                 aad_len,
             ) == 1;
             if !ok && len > 0 {
-                OPENSSL_cleanse(out as *mut c_void, len);
+                std::slice::from_raw_parts_mut(out, len).zeroize();
             }
             ok
         };
@@ -694,7 +721,7 @@ unsafe extern "C" fn freectx(ctx: *mut c_void) {
     if !ctx.is_null() {
         let mut c = Box::from_raw(ctx as *mut Ctx);
         RECORDS.fetch_add(c.records, Ordering::Relaxed);
-        OPENSSL_cleanse(c.nonce.as_mut_ptr() as *mut c_void, NONCE_LEN);
+        c.nonce.zeroize();
         drop(c);
     }
 }
@@ -869,11 +896,8 @@ unsafe fn set_tls_fixed(c: &mut Ctx, p: *const OSSL_PARAM) -> bool {
         return false;
     }
     ptr::copy_nonoverlapping(data, c.nonce.as_mut_ptr(), TLS12_FIXED_LEN);
-    if c.enc {
-        let rest = c.nonce.as_mut_ptr().add(TLS12_FIXED_LEN);
-        if RAND_bytes(rest, TLS12_EXPLICIT_LEN as c_int) != 1 {
-            return false;
-        }
+    if c.enc && openssl::rand::rand_bytes(&mut c.nonce[TLS12_FIXED_LEN..]).is_err() {
+        return false;
     }
     c.nonce_set = true;
     c.tls_fixed = true;
@@ -900,10 +924,7 @@ unsafe extern "C" fn get_ctx_params(c: *mut c_void, params: *mut OSSL_PARAM) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::cipher::Cipher;
-    use openssl::cipher_ctx::CipherCtx;
 
-    const OURS: &str = "provider=baculink-gcm";
     const THEIRS: &str = "provider=default";
 
     fn seal(
@@ -914,18 +935,10 @@ mod tests {
         aad: &[u8],
         msg: &[u8],
     ) -> (Vec<u8>, [u8; 16]) {
-        let c = Cipher::fetch(None, name, Some(props)).unwrap();
-        let mut ctx = CipherCtx::new().unwrap();
-        ctx.encrypt_init(Some(&c), Some(key), Some(nonce)).unwrap();
-        ctx.cipher_update(aad, None).unwrap();
-        let mut out = vec![0; msg.len()];
-        let n = ctx.cipher_update(msg, Some(&mut out)).unwrap();
-        ctx.cipher_final(&mut out[n..]).unwrap();
-        let mut tag = [0; 16];
-        ctx.tag(&mut tag).unwrap();
-        (out, tag)
+        evp_seal(props, name, key, nonce, aad, msg).unwrap()
     }
 
+    /// `None` when the message does not authenticate; set-up must work.
     fn open(
         props: &str,
         name: &str,
@@ -935,15 +948,7 @@ mod tests {
         ct: &[u8],
         tag: &[u8],
     ) -> Option<Vec<u8>> {
-        let c = Cipher::fetch(None, name, Some(props)).unwrap();
-        let mut ctx = CipherCtx::new().unwrap();
-        ctx.decrypt_init(Some(&c), Some(key), Some(nonce)).unwrap();
-        ctx.set_tag(tag).unwrap();
-        ctx.cipher_update(aad, None).ok()?;
-        let mut out = vec![0; ct.len()];
-        let n = ctx.cipher_update(ct, Some(&mut out)).ok()?;
-        ctx.cipher_final(&mut out[n..]).ok()?;
-        Some(out)
+        evp_open(props, name, key, nonce, aad, ct, tag).unwrap()
     }
 
     fn skip() -> bool {

@@ -386,7 +386,7 @@ fn gcm(mib: usize) {
     let records = mib * 1024 * 1024 / RECORD;
     let mut providers = vec![("openssl", "provider=default")];
     if baculink_tls::gcm::active() {
-        providers.push(("aws-lc", "provider=baculink-gcm"));
+        providers.push(("aws-lc", baculink_tls::gcm::OURS));
     }
     let mut rows = Vec::new();
     for (name, props) in providers {
