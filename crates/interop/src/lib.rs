@@ -128,16 +128,17 @@ impl Harness {
         // A port checked free can still be taken before the daemon binds it
         // (another process's listener, one CI run saw it): then again with
         // fresh ports, which the script's specific message tells apart.
-        for attempt in 1.. {
+        let mut attempt = 1;
+        loop {
             match Harness::try_start(mode, start, extra_env) {
                 Ok(h) => return h,
                 Err(msg) if attempt < 3 && msg.contains("is already in use") => {
                     eprintln!("harness: {msg}; retrying with other ports");
+                    attempt += 1;
                 }
                 Err(msg) => panic!("start-bacula.sh {mode} failed:\n{msg}"),
             }
         }
-        unreachable!()
     }
 
     fn try_start(mode: &str, start: &str, extra_env: &[(&str, String)]) -> Result<Harness, String> {
